@@ -571,7 +571,8 @@ impl ImageStore {
         if quiet && !self.read_index().tags_of(id).is_empty() {
             return Ok(());
         }
-        for r in self.read_index().tags_of(id) {
+        let tags = self.read_index().tags_of(id);
+        for r in tags {
             self.remove_ref(&r)?;
             items.push(DeleteItem::Untagged(r.familiar()));
         }

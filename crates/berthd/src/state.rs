@@ -1,0 +1,59 @@
+//! What every handler shares: the stores, the event hub and the configuration.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use berth_store::ImageStore;
+
+use crate::config::DaemonConfig;
+use crate::events::EventHub;
+
+/// The daemon's handles. It holds no logic of its own: that lives in the crates.
+pub struct Daemon {
+    pub config: DaemonConfig,
+    pub images: Arc<ImageStore>,
+    pub events: EventHub,
+    /// Stable identity of this engine, kept in the data root.
+    pub engine_id: String,
+    pub started: SystemTime,
+}
+
+impl Daemon {
+    /// Opens the stores under the data root. Runs on a blocking thread.
+    pub fn open(config: DaemonConfig) -> anyhow::Result<Self> {
+        let images = ImageStore::open(&config.data_root).with_context(|| {
+            format!("opening the image store in {}", config.data_root.display())
+        })?;
+        let engine_id = engine_id(&config.data_root)?;
+        Ok(Daemon {
+            config,
+            images: Arc::new(images),
+            events: EventHub::new(),
+            engine_id,
+            started: SystemTime::now(),
+        })
+    }
+}
+
+fn engine_id(data_root: &Path) -> anyhow::Result<String> {
+    let path = data_root.join("engine-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim().to_string();
+        if !id.is_empty() {
+            return Ok(id);
+        }
+    }
+    let raw = berth_store::fsutil::random_hex(16);
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &raw[0..8],
+        &raw[8..12],
+        &raw[12..16],
+        &raw[16..20],
+        &raw[20..32]
+    );
+    berth_store::fsutil::write_atomic(&path, id.as_bytes())?;
+    Ok(id)
+}
