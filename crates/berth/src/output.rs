@@ -1,0 +1,190 @@
+//! Output the way the docker CLI prints it: tab-aligned tables, human sizes and ages,
+//! `--format` templates and indented JSON.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::template::{header_with_names, split_table, Template};
+
+/// Go's `tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`, which docker uses for tables:
+/// every cell but the last of a row is padded to its column's width plus 3, at least 10.
+pub fn tabulate(rows: &[String]) -> String {
+    let split: Vec<Vec<&str>> = rows.iter().map(|r| r.split('\t').collect()).collect();
+    let columns = split.iter().map(|r| r.len()).max().unwrap_or(0);
+    let mut widths = vec![0usize; columns];
+    for row in &split {
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 < row.len() {
+                widths[i] = widths[i].max((cell.chars().count() + 3).max(10));
+            }
+        }
+    }
+    let mut out = String::new();
+    for row in &split {
+        for (i, cell) in row.iter().enumerate() {
+            out.push_str(cell);
+            if i + 1 < row.len() {
+                out.push_str(&" ".repeat(widths[i] - cell.chars().count()));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `units.HumanSizeWithPrecision(size, 3)`: decimal units, three significant digits.
+pub fn human_size(size: f64) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut value = size;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{}{}", go_g3(value), UNITS[unit])
+}
+
+/// Go's `%.3g` for values below 1000.
+fn go_g3(value: f64) -> String {
+    if value == 0.0 {
+        return "0".into();
+    }
+    let digits_before = if value >= 1.0 {
+        (value.log10().floor() as i32) + 1
+    } else {
+        1
+    };
+    let decimals = (3 - digits_before).max(0) as usize;
+    let s = format!("{value:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// `units.HumanDuration`, as in "2 weeks" of "2 weeks ago".
+pub fn human_duration(seconds: i64) -> String {
+    let hours_rounded = (seconds as f64 / 3600.0 + 0.5) as i64;
+    if seconds < 1 {
+        "Less than a second".into()
+    } else if seconds == 1 {
+        "1 second".into()
+    } else if seconds < 60 {
+        format!("{seconds} seconds")
+    } else if seconds / 60 == 1 {
+        "About a minute".into()
+    } else if seconds / 60 < 60 {
+        format!("{} minutes", seconds / 60)
+    } else if hours_rounded == 1 {
+        "About an hour".into()
+    } else if hours_rounded < 48 {
+        format!("{hours_rounded} hours")
+    } else if hours_rounded < 24 * 7 * 2 {
+        format!("{} days", hours_rounded / 24)
+    } else if hours_rounded < 24 * 30 * 2 {
+        format!("{} weeks", hours_rounded / 24 / 7)
+    } else if hours_rounded < 24 * 365 * 2 {
+        format!("{} months", hours_rounded / 24 / 30)
+    } else {
+        format!("{} years", seconds / 3600 / 24 / 365)
+    }
+}
+
+/// "N units ago" from a unix time.
+pub fn ago(unix: i64) -> String {
+    format!("{} ago", human_duration(Utc::now().timestamp() - unix))
+}
+
+/// Go's `time.Time.String()` form docker shows for CreatedAt.
+pub fn go_time(unix: i64) -> String {
+    DateTime::<Utc>::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// The 12-character id docker shows, without the algorithm.
+pub fn short_id(id: &str) -> String {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.chars().take(12).collect()
+}
+
+/// JSON indented with 4 spaces, as `docker inspect` prints.
+pub fn pretty_json(value: &Value) -> String {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    serde::Serialize::serialize(value, &mut ser).expect("a JSON value serializes");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// Prints rows either as the default table, or through a `--format` template
+/// (`table ...` adds a header row, `json` prints each row as JSON).
+pub fn print_rows(
+    format: Option<&str>,
+    default_table: &str,
+    headers: &[(&str, &str)],
+    rows: &[Value],
+) -> anyhow::Result<()> {
+    let format = format.filter(|f| !f.is_empty()).unwrap_or(default_table);
+    if format == "json" {
+        let mut out = String::new();
+        for row in rows {
+            out.push_str(&row.to_string());
+            out.push('\n');
+        }
+        print!("{out}");
+        return Ok(());
+    }
+    let (table, body) = split_table(format);
+    let template = Template::parse(&body).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut lines = Vec::new();
+    if table {
+        lines.push(header_with_names(&body, headers));
+    }
+    for row in rows {
+        lines.push(template.render(row).map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+    if table {
+        print!("{}", tabulate(&lines));
+    } else {
+        let mut out = String::new();
+        for line in lines {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        print!("{out}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(human_size(0.0), "0B");
+        assert_eq!(human_size(123.0), "123B");
+        assert_eq!(human_size(1234.0), "1.23kB");
+        assert_eq!(human_size(4_261_296.0), "4.26MB");
+        assert_eq!(human_size(10_000_000.0), "10MB");
+        assert_eq!(human_size(215_400_000.0), "215MB");
+    }
+
+    #[test]
+    fn durations_like_docker() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(30), "30 seconds");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(3 * 3600), "3 hours");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+        assert_eq!(human_duration(20 * 86400), "2 weeks");
+    }
+
+    #[test]
+    fn tables_pad_like_tabwriter() {
+        let out = tabulate(&["A\tBB".into(), "CCCCCCCCCCCC\tD".into()]);
+        assert_eq!(out, format!("A{}BB\nCCCCCCCCCCCC   D\n", " ".repeat(14)));
+    }
+}
