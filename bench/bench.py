@@ -1,0 +1,205 @@
+"""berth vs dockerd, measured in the same run on the same machine.
+
+Each row is a median over repeated runs; the ratio column is peer / berth (above 1 means
+berth is faster or smaller). Daemons run on temporary roots and sockets and are stopped
+by PID at the end."""
+
+import argparse
+import io
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RELEASE = REPO / "target" / "release"
+DOCKER_CLI = shutil.which("docker", path="/usr/local/bin:/usr/bin") or "docker"
+
+
+def ping(sock_path):
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(1)
+        s.connect(sock_path)
+        s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        ok = s.recv(64).startswith(b"HTTP/1.1 200")
+        s.close()
+        return ok
+    except OSError:
+        return False
+
+
+def rss_kib(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def children(pid):
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+class Peer:
+    name = "?"
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.sock = str(self.root / "run" / "api.sock")
+        self.proc = None
+
+    def start(self):
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL, stderr=open(self.root / "log", "ab"))
+        deadline = time.time() + 60
+        while not ping(self.sock):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"{self.name} failed to start; see {self.root / 'log'}")
+            time.sleep(0.001)
+        return time.perf_counter() - t0
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def rss(self):
+        total = rss_kib(self.proc.pid)
+        for child in children(self.proc.pid):
+            total += rss_kib(child)
+        return total
+
+    def env(self):
+        env = dict(os.environ)
+        env["DOCKER_HOST"] = f"unix://{self.sock}"
+        env["DOCKER_CONFIG"] = str(self.root / "docker-config")
+        return env
+
+
+class Berth(Peer):
+    name = "berthd"
+
+    def argv(self):
+        return [str(RELEASE / "berthd"), "--data-root", str(self.root / "data"),
+                "--exec-root", str(self.root / "run"), "-H", f"unix://{self.sock}"]
+
+
+class Dockerd(Peer):
+    name = "dockerd"
+
+    def argv(self):
+        return ["dockerd", "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+                "-H", f"unix://{self.sock}", "--pidfile", str(self.root / "docker.pid"),
+                "--bridge", "none", "--iptables=false", "--ip6tables=false",
+                "--containerd-namespace", f"bench{os.getpid()}", "--log-level", "error"]
+
+
+def median_time(fn, runs):
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def tiny_tar(i):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = f"image {i}\n".encode()
+        info = tarfile.TarInfo(f"file{i}")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def import_many(peer, count):
+    for i in range(count):
+        subprocess.run([DOCKER_CLI, "import", "-", f"bench/img{i}:latest"], input=tiny_tar(i),
+                       env=peer.env(), check=True, capture_output=True)
+
+
+def row(name, berth, peer, unit, smaller_is_better=True):
+    ratio = (peer / berth) if smaller_is_better and berth else (berth / peer if peer else float("nan"))
+    return f"| {name} | {berth:.1f} {unit} | {peer:.1f} {unit} | {ratio:.1f}x |"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--images", type=int, default=100)
+    args = parser.parse_args()
+    have_dockerd = shutil.which("dockerd") is not None
+    base = Path(tempfile.mkdtemp(prefix="berth-bench-"))
+    rows = []
+    try:
+        # Start-to-ready: a fresh root each time so nothing is warm but the page cache.
+        starts = {"berthd": [], "dockerd": []}
+        rss = {}
+        for cls in [Berth] + ([Dockerd] if have_dockerd else []):
+            for i in range(args.runs if cls is Berth else max(3, args.runs // 3)):
+                root = base / f"{cls.name}-start{i}"
+                (root / "run").mkdir(parents=True)
+                peer = cls(root)
+                try:
+                    starts[cls.name].append(peer.start() * 1000)
+                    if i == 0:
+                        time.sleep(2)
+                        rss[cls.name] = peer.rss() / 1024
+                finally:
+                    peer.stop()
+        b = statistics.median(starts["berthd"])
+        d = statistics.median(starts["dockerd"]) if have_dockerd else float("nan")
+        rows.append(row("daemon start-to-ready (median)", b, d, "ms"))
+        rows.append(row("idle RSS (daemon + children)", rss["berthd"], rss.get("dockerd", float("nan")), "MiB"))
+
+        # image ls with N images.
+        peers = []
+        for cls in [Berth] + ([Dockerd] if have_dockerd else []):
+            root = base / f"{cls.name}-images"
+            (root / "run").mkdir(parents=True)
+            peer = cls(root)
+            peer.start()
+            peers.append(peer)
+            import_many(peer, args.images)
+        berth_peer = peers[0]
+        ours = median_time(lambda: subprocess.run([str(RELEASE / "berth"), "-H", f"unix://{berth_peer.sock}", "images"],
+                                                  check=True, capture_output=True), args.runs * 2) * 1000
+        docker_vs_berth = median_time(lambda: subprocess.run([DOCKER_CLI, "images"], env=berth_peer.env(), check=True,
+                                                             capture_output=True), args.runs * 2) * 1000
+        if have_dockerd:
+            docker_vs_dockerd = median_time(lambda: subprocess.run([DOCKER_CLI, "images"], env=peers[1].env(),
+                                                                   check=True, capture_output=True), args.runs * 2) * 1000
+        else:
+            docker_vs_dockerd = float("nan")
+        rows.append(row(f"`berth image ls`, {args.images} images vs `docker images` on dockerd", ours, docker_vs_dockerd, "ms"))
+        rows.append(row(f"`docker images`, {args.images} images: berthd vs dockerd", docker_vs_berth, docker_vs_dockerd, "ms"))
+        for peer in peers:
+            peer.stop()
+    finally:
+        for cls_root in base.glob("dockerd-*"):
+            subprocess.run(["umount", "-R", str(cls_root / "data")], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+    print("| measure | berth | dockerd | ratio |")
+    print("| --- | --- | --- | --- |")
+    for r in rows:
+        print(r)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
