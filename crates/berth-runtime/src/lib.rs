@@ -1,0 +1,26 @@
+//! berth's containers, as berthd sees them.
+//!
+//! # Layout
+//! - [`record`]: the container's definition and state, one JSON file each
+//! - [`manager`]: the lifecycle (create, start, stop, remove, wait, exec) and exits
+//! - [`spec`]: the OCI runtime spec with Docker's defaults
+//! - [`rootfs`]: the overlay root filesystem and the generated /etc files
+//! - [`shim`]: spawning and talking to `berth-shim`
+//! - [`logs`], [`stats`]: reading the json-file log and the cgroup counters
+//! - [`netns`], [`user`], [`names`]: network namespaces, `--user`, container names
+
+pub mod error;
+pub mod logs;
+pub mod manager;
+pub mod names;
+pub mod netns;
+pub mod record;
+pub mod rootfs;
+pub mod shim;
+pub mod spec;
+pub mod stats;
+pub mod user;
+
+pub use error::{Error, Result};
+pub use manager::{Change, Exec, Runtime, RuntimeConfig, RuntimeEvent};
+pub use record::{Container, ContainerRecord, ContainerState, Status};
