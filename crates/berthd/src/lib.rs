@@ -43,6 +43,7 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || Daemon::open(config)).await??
     };
     let daemon = Arc::new(daemon);
+    daemon.runtime.recover().await;
 
     let shutdown = CancellationToken::new();
     let mut servers = Vec::new();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::Context;
+use berth_runtime::{Runtime, RuntimeConfig};
 use berth_store::ImageStore;
 
 use crate::config::DaemonConfig;
@@ -14,7 +15,8 @@ use crate::events::EventHub;
 pub struct Daemon {
     pub config: DaemonConfig,
     pub images: Arc<ImageStore>,
-    pub events: EventHub,
+    pub runtime: Arc<Runtime>,
+    pub events: Arc<EventHub>,
     /// Stable identity of this engine, kept in the data root.
     pub engine_id: String,
     pub started: SystemTime,
@@ -27,10 +29,33 @@ impl Daemon {
             format!("opening the image store in {}", config.data_root.display())
         })?;
         let engine_id = engine_id(&config.data_root)?;
+        let images = Arc::new(images);
+        let events = Arc::new(EventHub::new());
+        let sink = {
+            let events = events.clone();
+            Arc::new(move |e: berth_runtime::RuntimeEvent| {
+                events.publish(crate::events::Event::new(
+                    "container",
+                    &e.action,
+                    &e.id,
+                    e.attributes,
+                ));
+            })
+        };
+        let runtime = Runtime::open(
+            RuntimeConfig {
+                data_root: config.data_root.clone(),
+                exec_root: config.exec_root.clone(),
+            },
+            images.clone(),
+            sink,
+        )
+        .context("loading containers")?;
         Ok(Daemon {
             config,
-            images: Arc::new(images),
-            events: EventHub::new(),
+            images,
+            runtime: Arc::new(runtime),
+            events,
             engine_id,
             started: SystemTime::now(),
         })

@@ -20,9 +20,10 @@ use super::params::Params;
 use super::stream::{body_channel, body_reader};
 use super::{ApiVersion, AppState};
 
-/// Containers that use an image: none until containers exist.
-fn no_usage(_: &Digest) -> ImageUsage {
-    ImageUsage::default()
+/// Which containers use an image, for the deletion rules.
+fn usage_of(daemon: &AppState) -> impl Fn(&Digest) -> ImageUsage + Send + 'static {
+    let runtime = daemon.runtime.clone();
+    move |id: &Digest| runtime.image_usage(id.as_str())
 }
 
 const LIST_FILTERS: &[&str] = &["dangling", "label", "before", "since", "reference", "until"];
@@ -307,8 +308,9 @@ pub async fn delete(
     let force = params.flag("force");
     let prune = !params.flag("noprune");
     let images = daemon.images.clone();
-    let items = tokio::task::spawn_blocking(move || images.delete(&name, force, prune, &no_usage))
-        .await??;
+    let usage = usage_of(&daemon);
+    let items =
+        tokio::task::spawn_blocking(move || images.delete(&name, force, prune, &usage)).await??;
     let mut out = Vec::new();
     for item in &items {
         match item {
@@ -576,6 +578,7 @@ pub async fn prune(State(daemon): State<AppState>, params: Params) -> ApiResult<
         None => None,
     };
     let images = daemon.images.clone();
+    let usage = usage_of(&daemon);
     let filters2 = filters.clone();
     let (items, reclaimed) = tokio::task::spawn_blocking(move || {
         let selected = |v: &ImageView| {
@@ -587,7 +590,7 @@ pub async fn prune(State(daemon): State<AppState>, params: Params) -> ApiResult<
                     .all(|l| !Filters::single_label_match(l, &labels))
                 && until.is_none_or(|u| v.image.created().is_some_and(|c| c.timestamp() < u))
         };
-        images.prune(all, &selected, &no_usage)
+        images.prune(all, &selected, &usage)
     })
     .await??;
     let mut deleted = Vec::new();

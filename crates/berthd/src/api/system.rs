@@ -66,6 +66,14 @@ pub async fn version() -> Json<Value> {
 }
 
 pub async fn info(State(daemon): State<AppState>) -> Json<Value> {
+    let mut counts = (0usize, 0usize, 0usize);
+    for c in daemon.runtime.containers.all() {
+        match c.state().status {
+            berth_runtime::Status::Running | berth_runtime::Status::Restarting => counts.0 += 1,
+            berth_runtime::Status::Paused => counts.1 += 1,
+            _ => counts.2 += 1,
+        }
+    }
     let (os, os_version) = sysinfo::operating_system();
     let config = &daemon.config;
     let mirrors = &config.registry_mirrors;
@@ -94,10 +102,10 @@ pub async fn info(State(daemon): State<AppState>) -> Json<Value> {
     }
     Json(json!({
         "ID": daemon.engine_id,
-        "Containers": 0,
-        "ContainersRunning": 0,
-        "ContainersPaused": 0,
-        "ContainersStopped": 0,
+        "Containers": counts.0 + counts.1 + counts.2,
+        "ContainersRunning": counts.0,
+        "ContainersPaused": counts.1,
+        "ContainersStopped": counts.2,
         "Images": daemon.images.count(),
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Using metacopy", "false"], ["Native Overlay Diff", "true"], ["userxattr", "false"]],
