@@ -260,3 +260,98 @@ pub fn path_segment(s: &str) -> String {
         })
         .collect()
 }
+
+/// The answer to a hijacking request (`attach`, `exec start`).
+pub enum Hijacked {
+    /// The daemon switched protocols (`101`): a raw two-way byte stream.
+    Upgraded(TokioIo<hyper::upgrade::Upgraded>),
+    /// The daemon answered `200` without upgrading: the output comes as the body,
+    /// and there is no way to send input.
+    Plain(Response<Incoming>),
+}
+
+impl Client {
+    /// Sends a request asking for `Connection: Upgrade` / `Upgrade: tcp`, as docker's
+    /// CLI does for attach and exec, and hands back the raw connection once the
+    /// daemon has switched protocols. Error statuses become [`ClientError::Daemon`].
+    pub async fn hijack(&self, path: &str, body: Option<&Value>) -> Result<Hijacked> {
+        let uri = format!("/v{API_VERSION}{path}");
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header("Host", "berth")
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "tcp");
+        let body = match body {
+            Some(v) => {
+                builder = builder.header("Content-Type", "application/json");
+                full(serde_json::to_vec(v).unwrap_or_default())
+            }
+            None => empty(),
+        };
+        let request = builder
+            .body(body)
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let connect_error = |_| ClientError::Connect {
+            host: self.host.clone(),
+        };
+        let response = match &self.endpoint {
+            Endpoint::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(connect_error)?;
+                exchange_with_upgrades(TokioIo::new(stream), request).await?
+            }
+            Endpoint::Tcp(addr) => {
+                let stream = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(connect_error)?;
+                exchange_with_upgrades(TokioIo::new(stream), request).await?
+            }
+        };
+        let status = response.status();
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            let upgraded = hyper::upgrade::on(response).await.map_err(|e| {
+                ClientError::Transport(format!("cannot hijack the connection: {e}"))
+            })?;
+            return Ok(Hijacked::Upgraded(TokioIo::new(upgraded)));
+        }
+        if status.is_client_error() || status.is_server_error() {
+            return Err(daemon_error(response).await);
+        }
+        Ok(Hijacked::Plain(response))
+    }
+}
+
+async fn exchange_with_upgrades<IO>(io: IO, request: Request<Body>) -> Result<Response<Incoming>>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| ClientError::Transport(e.to_string()))?;
+    // `with_upgrades` keeps the connection alive past the 101 so the stream can be taken.
+    tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    });
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| ClientError::Transport(e.to_string()))
+}
+
+/// Turns an error response into [`ClientError::Daemon`] with the daemon's message.
+pub async fn daemon_error(response: Response<Incoming>) -> ClientError {
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let message = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
+    ClientError::Daemon { status, message }
+}

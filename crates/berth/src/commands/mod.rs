@@ -1,11 +1,12 @@
 //! One module per command group; each function is one command.
 
+mod container;
 mod image;
 mod system;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, ImageCommand, SystemCommand};
+use crate::cli::{Cli, Command, ContainerCommand as C, ImageCommand, SystemCommand};
 use crate::client::Client;
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -30,7 +31,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => {
             image::list(&client, args).await
         }
-        Command::Inspect(args) => image::inspect(&client, args).await,
+        Command::Inspect(args) => container::inspect(&client, args).await,
         Command::Image(ImageCommand::Inspect(args)) => image::inspect(&client, args).await,
         Command::Import(args) | Command::Image(ImageCommand::Import(args)) => {
             image::import(&client, args).await
@@ -51,6 +52,70 @@ pub async fn run(cli: Cli) -> Result<()> {
             image::load(&client, args).await
         }
         Command::Image(ImageCommand::Prune(args)) => image::prune(&client, args).await,
+        Command::Run(args) | Command::Container(C::Run(args)) => {
+            container::run(&client, args).await
+        }
+        Command::Create(args) | Command::Container(C::Create(args)) => {
+            container::create(&client, args).await
+        }
+        Command::Start(args) | Command::Container(C::Start(args)) => {
+            container::start(&client, args).await
+        }
+        Command::Stop(args) | Command::Container(C::Stop(args)) => {
+            container::stop(&client, args).await
+        }
+        Command::Kill(args) | Command::Container(C::Kill(args)) => {
+            container::kill(&client, args).await
+        }
+        Command::Restart(args) | Command::Container(C::Restart(args)) => {
+            container::restart(&client, args).await
+        }
+        Command::Rm(args) | Command::Container(C::Rm(args)) => {
+            container::remove(&client, args).await
+        }
+        Command::Ps(args) | Command::Container(C::Ls(args)) => container::ps(&client, args).await,
+        Command::Logs(args) | Command::Container(C::Logs(args)) => {
+            container::logs(&client, args).await
+        }
+        Command::Exec(args) | Command::Container(C::Exec(args)) => {
+            container::exec(&client, args).await
+        }
+        Command::Attach(args) | Command::Container(C::Attach(args)) => {
+            container::attach(&client, args).await
+        }
+        Command::Pause(args) | Command::Container(C::Pause(args)) => {
+            container::pause(&client, args).await
+        }
+        Command::Unpause(args) | Command::Container(C::Unpause(args)) => {
+            container::unpause(&client, args).await
+        }
+        Command::Rename(args) | Command::Container(C::Rename(args)) => {
+            container::rename(&client, args).await
+        }
+        Command::Wait(args) | Command::Container(C::Wait(args)) => {
+            container::wait(&client, args).await
+        }
+        Command::Top(args) | Command::Container(C::Top(args)) => {
+            container::top(&client, args).await
+        }
+        Command::Stats(args) | Command::Container(C::Stats(args)) => {
+            container::stats(&client, args).await
+        }
+        Command::Port(args) | Command::Container(C::Port(args)) => {
+            container::port(&client, args).await
+        }
+        Command::Diff(args) | Command::Container(C::Diff(args)) => {
+            container::diff(&client, args).await
+        }
+        Command::Cp(args) | Command::Container(C::Cp(args)) => container::cp(&client, args).await,
+        Command::Export(args) | Command::Container(C::Export(args)) => {
+            container::export(&client, args).await
+        }
+        Command::Commit(args) | Command::Container(C::Commit(args)) => {
+            container::commit(&client, args).await
+        }
+        Command::Container(C::Inspect(args)) => container::inspect_containers(&client, args).await,
+        Command::Container(C::Prune(args)) => container::prune(&client, args).await,
     }
 }
 
