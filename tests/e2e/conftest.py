@@ -162,6 +162,10 @@ def tmp_root():
 def daemon(tmp_root):
     d = Daemon(tmp_root).start()
     yield d
+    # Containers outlive the daemon by design (live-restore): remove them first.
+    left = d.docker("ps", "-aq", check=False).out.split()
+    if left:
+        d.docker("rm", "-f", *left, check=False)
     code = d.stop()
     assert code == 0, f"berthd did not shut down cleanly ({code}):\n{d.read_log()}"
     assert not d.sock.exists(), "socket left behind after shutdown"

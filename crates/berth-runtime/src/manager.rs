@@ -1035,8 +1035,42 @@ impl Runtime {
         Ok(exec.clone())
     }
 
-    /// Starts an exec; with `attach`, returns the stream of its stdio.
+    /// Starts an exec; a failure to start is also recorded as the exec's exit code
+    /// (127 for a missing command, 126 otherwise), as Docker reports it.
     pub async fn exec_start(
+        self: &Arc<Self>,
+        exec_id: &str,
+        attach: bool,
+        tty_override: Option<bool>,
+        console_size: Option<(u16, u16)>,
+    ) -> Result<Option<tokio::io::BufReader<tokio::net::UnixStream>>> {
+        let result = self
+            .exec_start_inner(exec_id, attach, tty_override, console_size)
+            .await;
+        if let Err(e) = &result {
+            let message = e.to_string();
+            let code = if message.contains("executable file not found")
+                || message.contains("no such file or directory")
+            {
+                127
+            } else {
+                126
+            };
+            if let Some(exec) = self
+                .execs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(exec_id)
+            {
+                if !exec.running && exec.exit_code.is_none() {
+                    exec.exit_code = Some(code);
+                }
+            }
+        }
+        result
+    }
+
+    async fn exec_start_inner(
         self: &Arc<Self>,
         exec_id: &str,
         attach: bool,

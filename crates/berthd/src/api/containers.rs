@@ -958,10 +958,38 @@ pub async fn exec_start(
         .filter(|(r, c)| *r > 0 && *c > 0);
     let exec = daemon.runtime.exec_get(&id)?;
     let tty = tty.unwrap_or(exec.config["Tty"].as_bool().unwrap_or(false));
-    let stream = daemon
+    let (stream, upgrade) = match daemon
         .runtime
         .exec_start(&id, !detach, Some(tty), console)
-        .await?;
+        .await
+    {
+        Ok(stream) => (stream, upgrade),
+        // The client is waiting for a stream: Docker upgrades anyway, writes the error
+        // into it, and the client reads the exit code from the exec afterwards.
+        Err(e) if !detach && upgrade.is_some() => {
+            let text = format!("OCI runtime exec failed: {e}\r\n");
+            let mut message = Vec::new();
+            if !tty {
+                message.extend_from_slice(&berth_shim_proto::frame_header(
+                    berth_shim_proto::STDOUT,
+                    text.len(),
+                ));
+            }
+            message.extend_from_slice(text.as_bytes());
+            if let Some(upgrade) = upgrade {
+                tokio::spawn(async move {
+                    if let Ok(upgraded) = upgrade.await {
+                        use tokio::io::AsyncWriteExt;
+                        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+                        let _ = io.write_all(&message).await;
+                        let _ = io.shutdown().await;
+                    }
+                });
+            }
+            return Ok(upgraded_response(tty));
+        }
+        Err(e) => return Err(e.into()),
+    };
     match (stream, upgrade) {
         (None, _) => Ok(StatusCode::OK.into_response()),
         (Some(stream), Some(upgrade)) => {

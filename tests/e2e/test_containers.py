@@ -1,0 +1,265 @@
+"""Containers for real, through the docker CLI, docker-py and our CLI: namespaces, the
+overlay rootfs, stdio, exit codes, logs, exec, lifecycle, and surviving a daemon crash."""
+
+import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import DOCKER, Daemon, mounts_under
+
+
+@pytest.fixture
+def bb(daemon, busybox_tar):
+    daemon.docker("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox")
+    return daemon
+
+
+def run_in_pty(argv, env, timeout=20):
+    """Runs argv with a pseudo-terminal as its stdin/stdout, as a user at a terminal."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(argv[0], argv, env)
+    out = b""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                chunk = b""
+            out += chunk
+            if chunk:
+                continue
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            os.close(fd)
+            return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(fd)
+    raise AssertionError(f"{argv} did not finish; output so far: {out!r}")
+
+
+def test_run_is_isolated_and_exit_codes_pass_through(bb):
+    out = bb.docker("run", "--rm", "busybox", "ps", "aux").out.splitlines()
+    assert len(out) == 2 and re.match(r"\s*1\s+root\s+ps aux", out[1]), out
+    assert bb.docker("run", "--rm", "busybox", "sh", "-c", "exit 3", check=False).returncode == 3
+    hostname = bb.docker("run", "--rm", "--hostname", "box1", "busybox", "hostname").out.strip()
+    assert hostname == "box1"
+    # Own mount, UTS, IPC and network namespaces: only lo, and it is up.
+    links = bb.docker("run", "--rm", "busybox", "ip", "-o", "link").out
+    assert "lo:" in links and "eth" not in links and "UP" in links
+    assert bb.docker("run", "--rm", "busybox", "ping", "-c1", "-W2", "127.0.0.1").returncode == 0
+    missing = bb.docker("run", "--rm", "busybox", "nosuchcmd", check=False)
+    assert missing.returncode == 127
+    assert 'exec: "nosuchcmd": executable file not found in $PATH' in missing.err
+    noexec = bb.docker("run", "--rm", "busybox", "/etc/passwd", check=False)
+    assert noexec.returncode == 126
+    # --rm left nothing: no container, no directory, no mount.
+    assert bb.docker("ps", "-aq").out.strip() == ""
+    assert not list((bb.data_root / "containers").iterdir())
+    assert not mounts_under(bb.data_root)
+
+
+def test_stdin_and_env_and_user(bb):
+    assert bb.docker("run", "-i", "--rm", "busybox", "cat", input="hi there\n").out == "hi there\n"
+    out = bb.docker("run", "--rm", "-e", "A=1", "-e", "B=two", "-w", "/tmp", "busybox", "sh", "-c", "echo $A $B $(pwd) $HOSTNAME").out
+    a, b, cwd, host = out.split()
+    assert (a, b, cwd) == ("1", "two", "/tmp") and len(host) == 12
+    assert bb.docker("run", "--rm", "-u", "nobody", "busybox", "id", "-u").out.strip() == "65534"
+    assert bb.docker("run", "--rm", "--entrypoint", "echo", "busybox", "via", "entrypoint").out.strip() == "via entrypoint"
+
+
+def test_two_containers_do_not_share_writes_and_diff(bb):
+    a = bb.docker("run", "-d", "--name", "wa", "busybox", "sh", "-c", "echo a > /tmp/file; mkdir /newdir; rm /etc/group; sleep 30").out.strip()
+    b = bb.docker("run", "-d", "--name", "wb", "busybox", "sleep", "30").out.strip()
+    deadline = time.time() + 10
+    while time.time() < deadline and bb.docker("exec", "wa", "ls", "/newdir", check=False).returncode != 0:
+        time.sleep(0.1)
+    assert bb.docker("exec", "wa", "cat", "/tmp/file").out == "a\n"
+    assert bb.docker("exec", "wb", "ls", "/tmp/file", check=False).returncode != 0
+    changes = bb.docker("diff", "wa", check=False).out
+    if changes:
+        assert "A /newdir" in changes and "D /etc/group" in changes
+    bb.docker("rm", "-f", a, b)
+    assert not mounts_under(bb.data_root)
+
+
+def test_detached_logs_stop_and_inspect(bb):
+    cid = bb.docker("run", "-d", "--name", "talker", "-l", "team=core", "busybox", "sh", "-c",
+                    "echo out; echo err >&2; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done").out.strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", cid)
+    deadline = time.time() + 10
+    while time.time() < deadline and "err" not in bb.docker("logs", "talker").err:
+        time.sleep(0.05)
+    logs = bb.docker("logs", "talker")
+    assert logs.out == "out\n" and logs.err == "err\n"
+    stamped = bb.docker("logs", "-t", "--tail", "1", "talker")
+    assert re.match(r"\d{4}-\d\d-\d\dT", stamped.out + stamped.err)
+    ps = bb.docker("ps").out.splitlines()
+    assert re.split(r"\s{2,}", ps[0].strip()) == ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    assert cid[:12] in ps[1] and "Up " in ps[1] and ps[1].rstrip().endswith("talker")
+    assert bb.docker("ps", "--filter", "label=team=core", "-q").out.strip() == cid[:12]
+    doc = json.loads(bb.docker("inspect", "talker").out)[0]
+    assert doc["Id"] == cid and doc["Name"] == "/talker"
+    assert doc["State"]["Running"] is True and doc["State"]["Pid"] > 0
+    assert doc["Config"]["Labels"] == {"team": "core"}
+    assert doc["GraphDriver"]["Name"] == "overlay2"
+    # Follow, then stop: the follower ends when the container does.
+    follower = subprocess.Popen([DOCKER, "logs", "-f", "talker"], env=bb.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.3)
+    bb.docker("stop", "talker")
+    out, _ = follower.communicate(timeout=15)
+    assert out.decode().endswith("bye\n")
+    doc = json.loads(bb.docker("inspect", "talker").out)[0]
+    assert doc["State"]["Status"] == "exited" and doc["State"]["ExitCode"] == 0
+    assert "Exited (0)" in bb.docker("ps", "-a").out
+    bb.docker("rm", "talker")
+
+
+def test_exec_and_its_exit_codes(bb):
+    bb.docker("run", "-d", "--name", "ex", "busybox", "sleep", "60")
+    assert bb.docker("exec", "ex", "echo", "hello").out == "hello\n"
+    assert bb.docker("exec", "ex", "sh", "-c", "exit 7", check=False).returncode == 7
+    assert bb.docker("exec", "-e", "X=42", "-w", "/etc", "ex", "sh", "-c", "echo $X $(pwd)").out.strip() == "42 /etc"
+    assert bb.docker("exec", "-i", "ex", "cat", input="piped").out == "piped"
+    missing = bb.docker("exec", "ex", "nosuch", check=False)
+    assert missing.returncode == 127 or "executable file not found" in missing.err
+    procs = bb.docker("top", "ex").out
+    assert "sleep 60" in procs
+    bb.docker("rm", "-f", "ex")
+
+
+def test_tty_run_and_exec_under_a_terminal(bb):
+    code, out = run_in_pty([DOCKER, "run", "-it", "--rm", "busybox", "sh", "-c", "tty; echo done"], bb.env())
+    assert code == 0, out
+    assert "/dev/pts/0" in out and "done" in out
+    bb.docker("run", "-d", "--name", "tt", "busybox", "sleep", "60")
+    code, out = run_in_pty([DOCKER, "exec", "-it", "tt", "sh", "-c", "tty"], bb.env())
+    assert code == 0 and "/dev/pts/" in out, out
+    bb.docker("rm", "-f", "tt")
+
+
+def test_lifecycle_errors_and_conflicts(bb):
+    bb.docker("run", "-d", "--name", "busy", "busybox", "sleep", "60")
+    conflict = bb.docker("run", "-d", "--name", "busy", "busybox", "true", check=False)
+    assert conflict.returncode == 125
+    assert 'The container name "/busy" is already in use' in conflict.err
+    refused = bb.docker("rm", "busy", check=False)
+    assert refused.returncode == 1 and "stop the container before removing or force remove" in refused.err
+    assert bb.docker("ps", "-q").out.strip() != ""
+    bb.docker("pause", "busy")
+    assert json.loads(bb.docker("inspect", "busy").out)[0]["State"]["Status"] == "paused"
+    assert "(Paused)" in bb.docker("ps").out
+    bb.docker("unpause", "busy")
+    bb.docker("restart", "-t", "1", "busy")
+    assert json.loads(bb.docker("inspect", "busy").out)[0]["State"]["Running"] is True
+    bb.docker("rename", "busy", "calm")
+    assert bb.docker("ps", "--format", "{{.Names}}").out.strip() == "calm"
+    bb.docker("kill", "calm")
+    assert bb.docker("wait", "calm").out.strip() == "137"
+    bb.docker("rm", "calm")
+    missing = bb.docker("rm", "ghost", check=False)
+    assert missing.returncode == 1 and "No such container: ghost" in missing.err
+    bad = bb.docker("run", "-m", "1k", "busybox", "true", check=False)
+    assert bad.returncode == 125 and "Minimum memory limit allowed is 6MB" in bad.err
+    bad = bb.berth("run", "-m", "lots", "busybox", "true", check=False)
+    assert bad.returncode == 125
+    assert bb.docker("ps", "-aq").out.strip() == ""
+
+
+def test_stats_and_limits(bb):
+    bb.docker("run", "-d", "--name", "lim", "-m", "64m", "--pids-limit", "50", "busybox", "sleep", "60")
+    row = bb.docker("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}}", "lim").out.strip()
+    name, usage, _, limit, pids = row.split()
+    assert name == "lim" and limit == "64MiB" and int(pids) >= 1
+    stats = bb.client().containers.get("lim").stats(stream=False)
+    assert stats["memory_stats"]["limit"] == 64 * 1024 * 1024
+    assert stats["pids_stats"]["limit"] == 50
+    bb.docker("rm", "-f", "lim")
+
+
+def test_docker_py_containers(bb):
+    client = bb.client()
+    assert client.containers.run("busybox", "echo pyhello", remove=True) == b"pyhello\n"
+    c = client.containers.run("busybox", ["sh", "-c", "echo a; echo b >&2; sleep 30"], detach=True, name="py1")
+    deadline = time.time() + 10
+    while time.time() < deadline and b"b" not in c.logs():
+        time.sleep(0.05)
+    assert c.logs(stdout=True, stderr=False) == b"a\n"
+    result = c.exec_run("sh -c 'echo in; exit 2'")
+    assert result.exit_code == 2 and result.output == b"in\n"
+    c.reload()
+    assert c.status == "running"
+    c.stop(timeout=1)
+    assert c.wait()["StatusCode"] == 137
+    assert [x.name for x in client.containers.list(all=True)] == ["py1"]
+    c.remove()
+    import docker.errors
+
+    with pytest.raises(docker.errors.ContainerError) as failed:
+        client.containers.run("busybox", "sh -c 'exit 9'", remove=True)
+    assert failed.value.exit_status == 9
+
+
+def test_our_cli_runs_containers(bb):
+    out = bb.berth("run", "--rm", "busybox", "ps", "aux").out.splitlines()
+    assert re.match(r"\s*1\s+root\s+ps aux", out[1])
+    assert bb.berth("run", "--rm", "busybox", "sh", "-c", "exit 4", check=False).returncode == 4
+    assert bb.berth("run", "-i", "--rm", "busybox", "cat", input="x\n").out == "x\n"
+    bb.berth("run", "-d", "--name", "ours", "busybox", "sleep", "60")
+    assert bb.berth("exec", "ours", "echo", "e").out == "e\n"
+    assert "ours" in bb.berth("ps").out
+    bb.berth("rm", "-f", "ours")
+    assert bb.berth("ps", "-aq").out.strip() == ""
+
+
+def test_containers_survive_a_daemon_kill9(tmp_root, busybox_tar):
+    d = Daemon(tmp_root).start()
+    d.docker("import", str(busybox_tar), "busybox")
+    d.docker("run", "-d", "--name", "survivor", "busybox", "sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done")
+    d.docker("run", "-d", "--name", "quitter", "busybox", "sh", "-c", "sleep 1; exit 42")
+    pid_before = json.loads(d.docker("inspect", "survivor").out)[0]["State"]["Pid"]
+    d.kill9()
+    time.sleep(1.5)  # quitter exits while no daemon is running
+    d2 = Daemon(tmp_root).start()
+    try:
+        doc = json.loads(d2.docker("inspect", "survivor").out)[0]
+        assert doc["State"]["Running"] is True and doc["State"]["Pid"] == pid_before
+        os.kill(pid_before, 0)  # really still there
+        quitter = json.loads(d2.docker("inspect", "quitter").out)[0]["State"]
+        assert quitter["Status"] == "exited" and quitter["ExitCode"] == 42
+        assert "Exited (42)" in d2.docker("ps", "-a").out
+        d2.docker("stop", "survivor")
+        assert json.loads(d2.docker("inspect", "survivor").out)[0]["State"]["ExitCode"] == 0
+        d2.docker("rm", "survivor", "quitter")
+    finally:
+        assert d2.stop() == 0
+    assert not mounts_under(tmp_root / "data")
+
+
+def test_restart_policy_and_auto_remove(bb):
+    bb.docker("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 1")
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        doc = json.loads(bb.docker("inspect", "flaky").out)[0]
+        if doc["RestartCount"] == 2 and doc["State"]["Status"] == "exited":
+            break
+        time.sleep(0.1)
+    assert doc["RestartCount"] == 2 and doc["State"]["ExitCode"] == 1
+    bb.docker("rm", "flaky")
+    cid = bb.docker("run", "-d", "--rm", "busybox", "true").out.strip()
+    deadline = time.time() + 10
+    while time.time() < deadline and bb.docker("ps", "-aq").out.strip():
+        time.sleep(0.05)
+    assert bb.docker("ps", "-aq").out.strip() == ""
+    assert not (bb.data_root / "containers" / cid).exists()
