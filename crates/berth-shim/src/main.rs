@@ -121,6 +121,17 @@ fn run_detached(mode: Mode, config: ShimConfig, report: OwnedFd) -> i32 {
     }
     let _ = sys::set_child_subreaper();
     let mut report = std::fs::File::from(report);
+    // Listen before reporting: berthd connects as soon as it reads the report.
+    let _ = std::fs::remove_file(&config.socket);
+    let listener = match std::os::unix::net::UnixListener::bind(&config.socket) {
+        Ok(l) => l,
+        Err(e) => {
+            let message = format!("listening on {}: {e}", config.socket.display());
+            let _ = serde_json::to_writer(&mut report, &CreateReport::Failed { message });
+            let _ = report.write_all(b"\n");
+            return 1;
+        }
+    };
     match spawn::Process::create(mode, &config) {
         Ok(process) => {
             let created = CreateReport::Created {
@@ -130,10 +141,11 @@ fn run_detached(mode: Mode, config: ShimConfig, report: OwnedFd) -> i32 {
             let _ = serde_json::to_writer(&mut report, &created);
             let _ = report.write_all(b"\n");
             drop(report);
-            serve::Shim::new(mode, config, process).run();
+            serve::Shim::new(mode, config, process, listener).run();
             0
         }
         Err(message) => {
+            let _ = std::fs::remove_file(&config.socket);
             eprintln!("berth-shim: {message}");
             let _ = serde_json::to_writer(&mut report, &CreateReport::Failed { message });
             let _ = report.write_all(b"\n");

@@ -75,18 +75,7 @@ pub struct Shim {
 }
 
 impl Shim {
-    pub fn new(mode: Mode, config: ShimConfig, process: Process) -> Shim {
-        let _ = std::fs::remove_file(&config.socket);
-        let listener = match UnixListener::bind(&config.socket) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!(
-                    "berth-shim: cannot listen on {}: {e}",
-                    config.socket.display()
-                );
-                std::process::exit(1);
-            }
-        };
+    pub fn new(mode: Mode, config: ShimConfig, process: Process, listener: UnixListener) -> Shim {
         let _ = listener.set_nonblocking(true);
         let log = config.log.clone().and_then(|c| match JsonLog::open(c) {
             Ok(l) => Some(l),

@@ -958,45 +958,60 @@ pub async fn exec_start(
         .filter(|(r, c)| *r > 0 && *c > 0);
     let exec = daemon.runtime.exec_get(&id)?;
     let tty = tty.unwrap_or(exec.config["Tty"].as_bool().unwrap_or(false));
-    let (stream, upgrade) = match daemon
-        .runtime
-        .exec_start(&id, !detach, Some(tty), console)
-        .await
-    {
-        Ok(stream) => (stream, upgrade),
-        // The client is waiting for a stream: Docker upgrades anyway, writes the error
-        // into it, and the client reads the exit code from the exec afterwards.
-        Err(e) if !detach && upgrade.is_some() => {
-            let text = format!("OCI runtime exec failed: {e}\r\n");
-            let mut message = Vec::new();
-            if !tty {
-                message.extend_from_slice(&berth_shim_proto::frame_header(
-                    berth_shim_proto::STDOUT,
-                    text.len(),
-                ));
-            }
-            message.extend_from_slice(text.as_bytes());
-            if let Some(upgrade) = upgrade {
-                tokio::spawn(async move {
-                    if let Ok(upgraded) = upgrade.await {
-                        use tokio::io::AsyncWriteExt;
-                        let mut io = hyper_util::rt::TokioIo::new(upgraded);
-                        let _ = io.write_all(&message).await;
-                        let _ = io.shutdown().await;
+    if exec.running || exec.exit_code.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("Error: Exec command {id} has already run"),
+        ));
+    }
+    let container = daemon.runtime.find(&exec.container_id)?;
+    if !container.state().is_running() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("Container {} is not running", exec.container_id),
+        ));
+    }
+    match upgrade {
+        // The 101 goes out before the process starts, so its first output never shares
+        // a packet with our headers (docker-py reads the raw socket after them).
+        Some(upgrade) if !detach => {
+            let runtime = daemon.runtime.clone();
+            tokio::spawn(async move {
+                let Ok(upgraded) = upgrade.await else { return };
+                let mut client = hyper_util::rt::TokioIo::new(upgraded);
+                match runtime.exec_start(&id, true, Some(tty), console).await {
+                    Ok(Some(mut stream)) => {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut stream).await;
                     }
-                });
-            }
-            return Ok(upgraded_response(tty));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    match (stream, upgrade) {
-        (None, _) => Ok(StatusCode::OK.into_response()),
-        (Some(stream), Some(upgrade)) => {
-            tokio::spawn(splice(upgrade, stream));
+                    Ok(None) => {}
+                    // Docker writes the failure into the stream; the client then reads
+                    // the exit code from the exec.
+                    Err(e) => {
+                        use tokio::io::AsyncWriteExt;
+                        let text = format!("OCI runtime exec failed: {e}\r\n");
+                        let mut message = Vec::new();
+                        if !tty {
+                            message.extend_from_slice(&berth_shim_proto::frame_header(
+                                berth_shim_proto::STDOUT,
+                                text.len(),
+                            ));
+                        }
+                        message.extend_from_slice(text.as_bytes());
+                        let _ = client.write_all(&message).await;
+                        let _ = client.shutdown().await;
+                    }
+                }
+            });
             Ok(upgraded_response(tty))
         }
-        (Some(stream), None) => Ok(output_body(stream, tty)),
+        _ => match daemon
+            .runtime
+            .exec_start(&id, !detach, Some(tty), console)
+            .await?
+        {
+            None => Ok(StatusCode::OK.into_response()),
+            Some(stream) => Ok(output_body(stream, tty)),
+        },
     }
 }
 
