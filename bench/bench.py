@@ -139,6 +139,111 @@ def row(name, berth, peer, unit, smaller_is_better=True):
     return f"| {name} | {berth:.1f} {unit} | {peer:.1f} {unit} | {ratio:.1f}x |"
 
 
+def busybox_tar(base):
+    rootfs = base / "bb-rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    for d in ("etc", "tmp", "proc", "sys", "dev"):
+        (rootfs / d).mkdir()
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    shutil.copy2(busybox, rootfs / "bin" / "busybox")
+    for applet in subprocess.run([busybox, "--list"], capture_output=True, text=True).stdout.split():
+        if applet != "busybox":
+            (rootfs / "bin" / applet).symlink_to("busybox")
+    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    out = base / "busybox.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(out), "."], check=True)
+    return out
+
+
+def runc_bundle(base, tar):
+    """A plain OCI bundle for bare runc: the same rootfs, runc's default spec."""
+    bundle = base / "runc-bundle"
+    (bundle / "rootfs").mkdir(parents=True)
+    subprocess.run(["tar", "-C", str(bundle / "rootfs"), "-xf", str(tar)], check=True)
+    subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True)
+    import json as _json
+    spec = _json.loads((bundle / "config.json").read_text())
+    spec["process"]["terminal"] = False
+    spec["process"]["args"] = ["true"]
+    (bundle / "config.json").write_text(_json.dumps(spec))
+    return bundle
+
+
+def docker(peer, *args, input=None):
+    return subprocess.run([DOCKER_CLI, *args], env=peer.env(), check=True, capture_output=True, input=input)
+
+
+def container_rows(base, have_dockerd, runs):
+    rows = []
+    tar = busybox_tar(base)
+    peers = []
+    for cls in [Berth] + ([Dockerd] if have_dockerd else []):
+        root = base / f"{cls.name}-containers"
+        (root / "run").mkdir(parents=True)
+        peer = cls(root)
+        peer.start()
+        docker(peer, "import", str(tar), "busybox")
+        docker(peer, "run", "--rm", "--network", "none", "busybox", "true")  # warm
+        peers.append(peer)
+    berth_peer = peers[0]
+    berth_cli = [str(RELEASE / "berth"), "-H", f"unix://{berth_peer.sock}"]
+    ours = median_time(lambda: subprocess.run(berth_cli + ["run", "--rm", "--network", "none", "busybox", "true"],
+                                              check=True, capture_output=True), runs) * 1000
+    docker_on_berth = median_time(lambda: docker(berth_peer, "run", "--rm", "--network", "none", "busybox", "true"), runs) * 1000
+    docker_on_dockerd = (median_time(lambda: docker(peers[1], "run", "--rm", "--network", "none", "busybox", "true"), runs) * 1000
+                         if have_dockerd else float("nan"))
+    rows.append(row("`run --rm busybox true` (berth CLI) vs docker on dockerd", ours, docker_on_dockerd, "ms"))
+    rows.append(row("`docker run --rm busybox true`: berthd vs dockerd", docker_on_berth, docker_on_dockerd, "ms"))
+    if shutil.which("runc"):
+        bundle = runc_bundle(base, tar)
+        counter = iter(range(10**6))
+        bare = median_time(lambda: subprocess.run(["runc", "--root", str(base / "runc-state"), "run", "--bundle", str(bundle),
+                                                   f"bench-{os.getpid()}-{next(counter)}"], check=True, capture_output=True), runs) * 1000
+        rows.append(row("`run --rm true` (berth CLI) vs bare `runc run`", ours, bare, "ms"))
+
+    # 20 detached sleepers: start all, then remove all with rm -f.
+    for label, peer in (("berthd", berth_peer),) + ((("dockerd", peers[1]),) if have_dockerd else ()):
+        t0 = time.perf_counter()
+        ids = [docker(peer, "run", "-d", "--network", "none", "busybox", "sleep", "300").stdout.decode().strip() for _ in range(20)]
+        started = time.perf_counter() - t0
+        if label == "berthd":
+            shim_rss = []
+            for line in subprocess.run(["ps", "-eo", "rss=,args="], capture_output=True, text=True).stdout.splitlines():
+                rss, _, cmd = line.strip().partition(" ")
+                if "berth-shim" in cmd and str(berth_peer.root) in cmd:
+                    shim_rss.append(int(rss) / 1024)
+            hundred = []
+            for _ in range(80):
+                hundred.append(docker(peer, "create", "--network", "none", "busybox", "true").stdout.decode().strip())
+            ps_ours = median_time(lambda: subprocess.run(berth_cli + ["ps", "-a"], check=True, capture_output=True), runs) * 1000
+            docker(peer, "rm", *hundred)
+        else:
+            dockerd_shims = []
+            for line in subprocess.run(["ps", "-eo", "rss=,args="], capture_output=True, text=True).stdout.splitlines():
+                rss, _, cmd = line.strip().partition(" ")
+                if "containerd-shim" in cmd and f"bench{os.getpid()}" in cmd:
+                    dockerd_shims.append(int(rss) / 1024)
+            hundred = [docker(peer, "create", "--network", "none", "busybox", "true").stdout.decode().strip() for _ in range(80)]
+            ps_docker = median_time(lambda: docker(peer, "ps", "-a"), runs) * 1000
+            docker(peer, "rm", *hundred)
+        t0 = time.perf_counter()
+        docker(peer, "rm", "-f", *ids)
+        removed = time.perf_counter() - t0
+        if label == "berthd":
+            b_start, b_rm = started, removed
+        else:
+            d_start, d_rm = started, removed
+    rows.append(row("20 detached `sleep` containers started", b_start * 1000, d_start * 1000 if have_dockerd else float("nan"), "ms"))
+    rows.append(row("the same 20 removed with `rm -f`", b_rm * 1000, d_rm * 1000 if have_dockerd else float("nan"), "ms"))
+    if shim_rss:
+        peer_shim = statistics.median(dockerd_shims) if have_dockerd and dockerd_shims else float("nan")
+        rows.append(row(f"RSS per running container's shim (median of {len(shim_rss)})", statistics.median(shim_rss), peer_shim, "MiB"))
+    rows.append(row("`ps -a` with 100 containers (berth CLI vs docker on dockerd)", ps_ours, ps_docker if have_dockerd else float("nan"), "ms"))
+    for peer in peers:
+        peer.stop()
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
@@ -191,6 +296,8 @@ def main():
         rows.append(row(f"`docker images`, {args.images} images: berthd vs dockerd", docker_vs_berth, docker_vs_dockerd, "ms"))
         for peer in peers:
             peer.stop()
+
+        rows.extend(container_rows(base, have_dockerd, args.runs))
     finally:
         for cls_root in base.glob("dockerd-*"):
             subprocess.run(["umount", "-R", str(cls_root / "data")], capture_output=True)

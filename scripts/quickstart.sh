@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # From a fresh clone to a running berth: installs what it needs, builds, starts berthd
 # (if it is not already running), imports a busybox image from Debian's busybox-static,
-# and lists it.
+# lists it, and runs a container from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/deps.sh
 cargo build --release --locked
-install -m 0755 target/release/berthd target/release/berth /usr/local/bin/
+install -m 0755 target/release/berthd target/release/berth target/release/berth-shim /usr/local/bin/
 
 SOCK=/run/berth/berth.sock
 if ! berth version >/dev/null 2>&1; then
@@ -34,3 +34,4 @@ if [ -z "$(berth images -q busybox:latest)" ]; then
 fi
 berth image ls
 echo "berthd is running on unix://$SOCK (logs: /var/log/berthd.log)"
+berth run --rm busybox ps aux

@@ -893,6 +893,18 @@ impl Runtime {
             .map_err(|e| Error::io("removing the container", e))?;
         let _ = fsutil::remove_tree(&doomed);
         let _ = std::fs::remove_dir_all(self.run_dir(&id));
+        let execs: Vec<Exec> = {
+            let mut all = self.execs.lock().unwrap_or_else(|p| p.into_inner());
+            let ids: Vec<String> = all
+                .values()
+                .filter(|e| e.container_id == id)
+                .map(|e| e.id.clone())
+                .collect();
+            ids.iter().filter_map(|i| all.remove(i)).collect()
+        };
+        for exec in execs {
+            let _ = std::fs::remove_dir_all(&exec.dir);
+        }
         self.containers.remove(&id);
         self.emit("destroy", &record, &[]);
         self.notify(&id, Change::Removed);

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
-use super::filters::Filters;
+use super::filters::{parse_until, Filters};
 use super::hijack::{output_body, splice, take_upgrade, upgraded_response};
 use super::params::Params;
 use super::AppState;
@@ -670,30 +670,6 @@ pub async fn prune(State(daemon): State<AppState>, params: Params) -> ApiResult<
         "ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
         "SpaceReclaimed": reclaimed,
     })))
-}
-
-fn parse_until(raw: &str) -> ApiResult<i64> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
-        return Ok(t.timestamp());
-    }
-    if let Ok(secs) = raw.split('.').next().unwrap_or(raw).parse::<i64>() {
-        return Ok(secs);
-    }
-    let (num, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("invalid until filter {raw:?}")))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "invalid until filter {raw:?}"
-            )))
-        }
-    };
-    Ok(Utc::now().timestamp() - secs)
 }
 
 // ------------------------------------------------------------------ logs, top, stats

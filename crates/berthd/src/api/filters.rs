@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiResult};
 
 /// Parsed filters: each key with its accepted values.
 #[derive(Debug, Default, Clone)]
@@ -114,6 +114,31 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     go(&p, &n)
+}
+
+/// `until` as prune takes it: unix seconds, RFC 3339, or a Go duration such as `24h`.
+pub fn parse_until(raw: &str) -> ApiResult<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(t.timestamp());
+    }
+    if let Ok(secs) = raw.split('.').next().unwrap_or(raw).parse::<i64>() {
+        return Ok(secs);
+    }
+    let (num, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid until filter {raw:?}")))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "invalid until filter {raw:?}"
+            )))
+        }
+    };
+    Ok(chrono::Utc::now().timestamp() - secs)
 }
 
 #[cfg(test)]

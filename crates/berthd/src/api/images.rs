@@ -15,7 +15,7 @@ use berth_store::{DeleteItem, Digest, ImageUsage, ImportOptions, Reference};
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
-use super::filters::{glob_match, Filters};
+use super::filters::{glob_match, parse_until, Filters};
 use super::params::Params;
 use super::stream::{body_channel, body_reader};
 use super::{ApiVersion, AppState};
@@ -612,29 +612,4 @@ pub async fn prune(State(daemon): State<AppState>, params: Params) -> ApiResult<
         "ImagesDeleted": if deleted.is_empty() { Value::Null } else { Value::Array(deleted) },
         "SpaceReclaimed": reclaimed,
     })))
-}
-
-/// `until` as prune takes it: unix seconds, RFC 3339, or a Go duration such as `24h`.
-fn parse_until(raw: &str) -> ApiResult<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
-        return Ok(t.timestamp());
-    }
-    if let Ok(secs) = raw.split('.').next().unwrap_or(raw).parse::<i64>() {
-        return Ok(secs);
-    }
-    let (num, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("invalid until filter {raw:?}")))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "invalid until filter {raw:?}"
-            )))
-        }
-    };
-    Ok(chrono::Utc::now().timestamp() - secs)
 }
