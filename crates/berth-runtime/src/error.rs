@@ -6,6 +6,9 @@ use berth_store::ErrorKind;
 pub enum Error {
     #[error("No such container: {0}")]
     NotFound(String),
+    /// A path inside a container that does not exist (the message is complete).
+    #[error("{0}")]
+    PathNotFound(String),
     #[error("No such exec instance: {0}")]
     ExecNotFound(String),
     #[error("{0}")]
@@ -30,7 +33,9 @@ pub enum Error {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NotFound(_) | Error::ExecNotFound(_) => ErrorKind::NotFound,
+            Error::NotFound(_) | Error::ExecNotFound(_) | Error::PathNotFound(_) => {
+                ErrorKind::NotFound
+            }
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Store(e) => e.kind(),

@@ -10,6 +10,7 @@
 //! - [`netns`], [`user`], [`names`]: network namespaces, `--user`, container names
 
 pub mod error;
+pub mod files;
 pub mod logs;
 pub mod manager;
 pub mod names;

@@ -76,6 +76,27 @@ impl LayerStore {
         reader: R,
         content: &ContentStore,
     ) -> Result<StagedLayer> {
+        self.stage_inner(parent, reader, content, false)
+    }
+
+    /// As [`stage`](Self::stage), accepting an archive with no entries (the layer of a
+    /// commit that changed nothing).
+    pub fn stage_allow_empty<R: Read>(
+        &self,
+        parent: Option<&Digest>,
+        reader: R,
+        content: &ContentStore,
+    ) -> Result<StagedLayer> {
+        self.stage_inner(parent, reader, content, true)
+    }
+
+    fn stage_inner<R: Read>(
+        &self,
+        parent: Option<&Digest>,
+        reader: R,
+        content: &ContentStore,
+        allow_empty: bool,
+    ) -> Result<StagedLayer> {
         let temp = self.dir.join(format!(".tmp-{}", fsutil::random_hex(12)));
         let diff = temp.join("diff");
         fsutil::ensure_dir(&diff)?;
@@ -86,7 +107,7 @@ impl LayerStore {
             copy: &mut blob,
         };
         let stats = extract_layer(&mut tee, &diff)?;
-        if stats.entries == 0 {
+        if stats.entries == 0 && !allow_empty {
             return Err(Error::archive("no entries found: not a tar archive"));
         }
         // The tar's trailing blocks belong to the blob too: the diff id covers every byte.

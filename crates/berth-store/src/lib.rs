@@ -19,6 +19,7 @@ pub mod extract;
 pub mod fsutil;
 pub mod image;
 pub mod layer;
+pub mod pack;
 pub mod reference;
 pub mod store;
 

@@ -1032,3 +1032,211 @@ pub async fn exec_inspect(
         "Pid": exec.pid,
     })))
 }
+
+// ------------------------------------------------------------------ files
+
+pub async fn changes(
+    State(daemon): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let runtime = daemon.runtime.clone();
+    let changes = tokio::task::spawn_blocking(move || runtime.changes(&name)).await??;
+    Ok(Json(Value::Array(
+        changes
+            .into_iter()
+            .map(|c| json!({"Path": c.path, "Kind": c.kind}))
+            .collect(),
+    )))
+}
+
+pub async fn export(
+    State(daemon): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    daemon.runtime.find(&name)?;
+    let (mut writer, body) = super::stream::body_channel();
+    let runtime = daemon.runtime.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = runtime.export(&name, &mut writer) {
+            writer.fail(e);
+        }
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
+}
+
+fn path_stat_header(stat: &berth_runtime::files::PathStat) -> String {
+    let doc = json!({
+        "name": stat.name, "size": stat.size, "mode": stat.mode,
+        "mtime": stat.mtime, "linkTarget": stat.link_target,
+    });
+    base64_encode(doc.to_string().as_bytes())
+}
+
+/// Standard base64, for the path-stat header.
+fn base64_encode(data: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+async fn stat_for(
+    daemon: &AppState,
+    name: &str,
+    params: &Params,
+) -> ApiResult<(String, berth_runtime::files::PathStat)> {
+    let path = params
+        .non_empty("path")
+        .ok_or_else(|| ApiError::bad_request("path is required"))?
+        .to_string();
+    let runtime = daemon.runtime.clone();
+    let name = name.to_string();
+    let p = path.clone();
+    let stat = tokio::task::spawn_blocking(move || runtime.stat_path(&name, &p)).await??;
+    Ok((path, stat))
+}
+
+pub async fn archive_head(
+    State(daemon): State<AppState>,
+    Path(name): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    let (_, stat) = stat_for(&daemon, &name, &params).await?;
+    Ok((
+        [("X-Docker-Container-Path-Stat", path_stat_header(&stat))],
+        StatusCode::OK,
+    )
+        .into_response())
+}
+
+pub async fn archive_get(
+    State(daemon): State<AppState>,
+    Path(name): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    let (path, stat) = stat_for(&daemon, &name, &params).await?;
+    let (mut writer, body) = super::stream::body_channel();
+    let runtime = daemon.runtime.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = runtime.archive_get(&name, &path, &mut writer) {
+            writer.fail(e);
+        }
+    });
+    Ok((
+        [
+            ("X-Docker-Container-Path-Stat", path_stat_header(&stat)),
+            (
+                header::CONTENT_TYPE.as_str(),
+                "application/x-tar".to_string(),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+pub async fn archive_put(
+    State(daemon): State<AppState>,
+    Path(name): Path<String>,
+    params: Params,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    let path = params
+        .non_empty("path")
+        .ok_or_else(|| ApiError::bad_request("path is required"))?
+        .to_string();
+    daemon.runtime.find(&name)?;
+    let mut reader = super::stream::body_reader(body);
+    let runtime = daemon.runtime.clone();
+    tokio::task::spawn_blocking(move || {
+        let result = runtime.archive_put(&name, &path, &mut reader);
+        if result.is_err() {
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        }
+        result
+    })
+    .await??;
+    Ok(StatusCode::OK)
+}
+
+pub async fn commit(
+    State(daemon): State<AppState>,
+    params: Params,
+    request: Request,
+) -> ApiResult<Response> {
+    let container = params
+        .non_empty("container")
+        .ok_or_else(|| ApiError::bad_request("container is required"))?
+        .to_string();
+    let body = json_body(request).await?;
+    let reference = match params.non_empty("repo") {
+        Some(repo) => {
+            let parsed = berth_store::Reference::parse_normalized(repo)?;
+            let tag = params
+                .non_empty("tag")
+                .or(parsed.tag())
+                .unwrap_or("latest")
+                .to_string();
+            Some(parsed.with_tag(&tag)?)
+        }
+        None => None,
+    };
+    let changes = params
+        .all("changes")
+        .iter()
+        .flat_map(|c| c.lines().map(str::to_string).collect::<Vec<_>>())
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| berth_store::change::parse_change(&c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = berth_runtime::files::CommitOptions {
+        author: params.get("author").unwrap_or("").to_string(),
+        comment: params.get("comment").unwrap_or("").to_string(),
+        changes,
+        config: (!body.as_object().is_none_or(|o| o.is_empty())).then_some(body),
+    };
+    let pause = params.get("pause").is_none_or(|p| p != "0" && p != "false")
+        && daemon.runtime.find(&container)?.state().status == Status::Running;
+    if pause {
+        let _ = daemon.runtime.pause(&container, true).await;
+    }
+    let runtime = daemon.runtime.clone();
+    let name = container.clone();
+    let result = tokio::task::spawn_blocking(move || runtime.commit(&name, options)).await?;
+    if pause {
+        let _ = daemon.runtime.pause(&container, false).await;
+    }
+    let id = result?;
+    if let Some(r) = &reference {
+        daemon.images.tag(&id, r)?;
+        daemon.events.image("tag", id.as_str(), &r.familiar());
+    }
+    let record = daemon.runtime.find(&container)?.record();
+    let mut attributes = record.labels();
+    attributes.insert("name".into(), record.name.clone());
+    attributes.insert("imageID".into(), id.to_string());
+    attributes.insert(
+        "imageRef".into(),
+        reference.map(|r| r.familiar()).unwrap_or_default(),
+    );
+    daemon.events.publish(crate::events::Event::new(
+        "container",
+        "commit",
+        &record.id,
+        attributes,
+    ));
+    Ok((StatusCode::CREATED, Json(json!({"Id": id}))).into_response())
+}

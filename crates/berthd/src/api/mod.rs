@@ -87,6 +87,15 @@ pub fn router(daemon: AppState) -> Router {
         .route("/containers/{id}/top", get(containers::top))
         .route("/containers/{id}/stats", get(containers::stats))
         .route("/containers/{id}/exec", post(containers::exec_create))
+        .route("/containers/{id}/changes", get(containers::changes))
+        .route("/containers/{id}/export", get(containers::export))
+        .route(
+            "/containers/{id}/archive",
+            get(containers::archive_get)
+                .head(containers::archive_head)
+                .put(containers::archive_put),
+        )
+        .route("/commit", post(containers::commit))
         .route("/exec/{id}/start", post(containers::exec_start))
         .route("/exec/{id}/resize", post(containers::exec_resize))
         .route("/exec/{id}/json", get(containers::exec_inspect))
