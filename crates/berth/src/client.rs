@@ -207,6 +207,43 @@ pub fn reader_body<R: tokio::io::AsyncRead + Send + Sync + 'static>(reader: R) -
     BodyExt::boxed(StreamBody::new(stream))
 }
 
+/// Like [`reader_body`], drawing a progress line on stderr while the bytes go out, when
+/// stderr is a terminal (large imports and loads take a while; a pipe stays clean).
+pub fn reader_body_with_progress<R: tokio::io::AsyncRead + Send + Sync + 'static>(
+    reader: R,
+    label: &'static str,
+    total: Option<u64>,
+) -> Body {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return reader_body(reader);
+    }
+    let mut sent: u64 = 0;
+    let mut last = std::time::Instant::now();
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024).map_ok(move |chunk| {
+            sent += chunk.len() as u64;
+            let done = total.is_some_and(|t| sent >= t);
+            if last.elapsed() >= std::time::Duration::from_millis(100) || done {
+                last = std::time::Instant::now();
+                let line = match total {
+                    Some(t) => format!(
+                        "{label} {}/{}",
+                        crate::output::human_size(sent as f64),
+                        crate::output::human_size(t as f64)
+                    ),
+                    None => format!("{label} {}", crate::output::human_size(sent as f64)),
+                };
+                eprint!("\r{line}\x1b[K");
+                if done {
+                    eprintln!();
+                }
+            }
+            Frame::data(chunk)
+        });
+    BodyExt::boxed(StreamBody::new(stream))
+}
+
 /// Builds `path?k=v&...` with proper encoding, skipping empty values.
 pub fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
     let mut serializer = form_urlencoded::Serializer::new(String::new());

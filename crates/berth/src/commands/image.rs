@@ -211,12 +211,13 @@ pub async fn import(client: &Client, args: ImportArgs) -> Result<()> {
     let body = if is_url {
         client::empty()
     } else if args.source == "-" {
-        client::reader_body(tokio::io::stdin())
+        client::reader_body_with_progress(tokio::io::stdin(), "Importing", None)
     } else {
         let file = tokio::fs::File::open(&args.source)
             .await
             .map_err(|e| anyhow::anyhow!("open {}: {e}", args.source))?;
-        client::reader_body(file)
+        let size = file.metadata().await.ok().map(|m| m.len());
+        client::reader_body_with_progress(file, "Importing", size)
     };
     let response = client
         .send(
@@ -413,13 +414,22 @@ pub async fn load(client: &Client, args: LoadArgs) -> Result<()> {
             let file = tokio::fs::File::open(path)
                 .await
                 .map_err(|e| anyhow::anyhow!("open {path}: {e}"))?;
-            client::reader_body(file)
+            let size = file.metadata().await.ok().map(|m| m.len());
+            if args.quiet {
+                client::reader_body(file)
+            } else {
+                client::reader_body_with_progress(file, "Loading", size)
+            }
         }
         None => {
             if std::io::stdin().is_terminal() {
                 bail!("requested load from stdin, but stdin is empty");
             }
-            client::reader_body(tokio::io::stdin())
+            if args.quiet {
+                client::reader_body(tokio::io::stdin())
+            } else {
+                client::reader_body_with_progress(tokio::io::stdin(), "Loading", None)
+            }
         }
     };
     let path = with_query(
