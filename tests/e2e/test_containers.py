@@ -296,3 +296,13 @@ def test_cp_export_and_commit(bb, tmp_path):
     assert (tmp_path / "cold").read_text() == "inside\n"
     bb.docker("rm", "cold")
     assert not mounts_under(bb.data_root)
+
+
+def test_init_and_oom(bb):
+    out = bb.docker("run", "--rm", "--init", "busybox", "ps", "-o", "pid,args").out.splitlines()
+    assert "docker-init" in out[1], out
+    assert bb.docker("run", "--rm", "--init", "busybox", "sh", "-c", "exit 6", check=False).returncode == 6
+    bb.docker("run", "--name", "hog", "-m", "8m", "busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1", check=False)
+    state = json.loads(bb.docker("inspect", "hog").out)[0]["State"]
+    assert state["ExitCode"] == 137 and state["OOMKilled"] is True, state
+    bb.docker("rm", "hog")

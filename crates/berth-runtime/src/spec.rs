@@ -166,6 +166,20 @@ pub struct SpecInputs<'a> {
     pub host_nofile_hard: u64,
 }
 
+/// The init process `--init` runs as PID 1 (Docker's docker-init is tini).
+pub fn init_binary() -> Option<std::path::PathBuf> {
+    [
+        "/usr/bin/docker-init",
+        "/usr/bin/tini-static",
+        "/usr/libexec/docker/docker-init",
+    ]
+    .iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.exists())
+}
+
+const INIT_PATH: &str = "/sbin/docker-init";
+
 pub fn generate(record: &ContainerRecord, inputs: &SpecInputs) -> Result<Value> {
     let host = &record.host_config;
     let privileged = host["Privileged"].as_bool().unwrap_or(false);
@@ -182,6 +196,10 @@ pub fn generate(record: &ContainerRecord, inputs: &SpecInputs) -> Result<Value> 
         });
     let mut args = vec![record.path.clone()];
     args.extend(record.args.iter().cloned());
+    let init = host["Init"].as_bool().unwrap_or(false);
+    if init {
+        args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
+    }
     let cwd = match record.config_str("WorkingDir") {
         "" => "/".to_string(),
         dir => dir.to_string(),
@@ -210,6 +228,14 @@ pub fn generate(record: &ContainerRecord, inputs: &SpecInputs) -> Result<Value> 
             options.push("ro");
         }
         mounts.push(json!({"destination": dest, "type": "bind", "source": inputs.etc_dir.join(name), "options": options}));
+    }
+    if init {
+        let binary = init_binary().ok_or_else(|| {
+            Error::InvalidArgument(
+                "--init needs tini (docker-init) on the host, and none was found".into(),
+            )
+        })?;
+        mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": binary, "options": ["bind", "ro"]}));
     }
     if let Some(tmpfs) = host["Tmpfs"].as_object() {
         for (dest, opts) in tmpfs {

@@ -560,6 +560,12 @@ impl Shim {
         self.outputs.clear();
         self.stdin = None;
         if self.mode == Mode::Init {
+            // Read before the cgroup goes away with the container's state.
+            if oom_killed(&self.config.id) {
+                if let Some(exit) = self.exit.as_mut() {
+                    exit.oom_killed = true;
+                }
+            }
             self.process.cleanup();
         }
         let status = self.exit.clone().unwrap_or(ExitStatus {
@@ -587,6 +593,22 @@ impl Shim {
             }
         }
     }
+}
+
+/// Whether the kernel's OOM killer acted in the container's cgroup (v2 `memory.events`,
+/// v1 `memory.oom_control`, both with an `oom_kill N` line).
+fn oom_killed(id: &str) -> bool {
+    let candidates = [
+        format!("/sys/fs/cgroup/berth/{id}/memory.events"),
+        format!("/sys/fs/cgroup/memory/berth/{id}/memory.oom_control"),
+    ];
+    candidates.iter().any(|path| {
+        std::fs::read_to_string(path).is_ok_and(|text| {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("oom_kill "))
+                .any(|n| n.trim().parse::<u64>().unwrap_or(0) > 0)
+        })
+    })
 }
 
 fn to_response(result: Result<(), String>) -> Response {
