@@ -306,3 +306,17 @@ def test_init_and_oom(bb):
     state = json.loads(bb.docker("inspect", "hog").out)[0]["State"]
     assert state["ExitCode"] == 137 and state["OOMKilled"] is True, state
     bb.docker("rm", "hog")
+
+
+@pytest.mark.skipif(not __import__("shutil").which("runc"), reason="no runc binary on this machine")
+def test_external_runtime_runs_the_same_bundle(bb):
+    assert "runc" in json.loads(bb.docker("info", "--format", "{{json .Runtimes}}").out)
+    assert bb.docker("run", "--rm", "--runtime", "runc", "busybox", "sh", "-c", "echo via runc; exit 3", check=False).returncode == 3
+    cid = bb.docker("run", "-d", "--runtime", "runc", "busybox", "sleep", "60").out.strip()
+    assert bb.docker("exec", cid, "echo", "in").out == "in\n"
+    bb.docker("pause", cid)
+    bb.docker("unpause", cid)
+    assert json.loads(bb.docker("inspect", cid).out)[0]["HostConfig"]["Runtime"] == "runc"
+    bb.docker("rm", "-f", cid)
+    bad = bb.docker("run", "--rm", "--runtime", "nosuch", "busybox", "true", check=False)
+    assert bad.returncode == 125 and "unknown or invalid runtime name: nosuch" in bad.err

@@ -530,7 +530,7 @@ impl Runtime {
             tty: record.tty(),
             open_stdin: record.config_bool("OpenStdin"),
             stdin_once: record.config_bool("StdinOnce"),
-            runtime: None,
+            runtime: runtime_binary(record.host_config["Runtime"].as_str().unwrap_or(""))?,
             exec_process: None,
             console_size: console_size(&host["ConsoleSize"]),
         };
@@ -1152,7 +1152,7 @@ impl Runtime {
             tty,
             open_stdin: config["AttachStdin"].as_bool().unwrap_or(false) && attach,
             stdin_once: true,
-            runtime: None,
+            runtime: runtime_binary(record.host_config["Runtime"].as_str().unwrap_or(""))?,
             exec_process: Some(process_path),
             console_size,
         };
@@ -1461,6 +1461,35 @@ fn command_of(config: &Value) -> Result<(String, Vec<String>)> {
     Ok((path, command))
 }
 
+/// The external OCI runtime a container asked for with `--runtime`. No name means the
+/// built-in libcontainer runtime (reported as `runc`, Docker's default name); `runc`
+/// itself uses the runc binary when one is installed.
+pub fn runtime_binary(name: &str) -> Result<Option<PathBuf>> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let found = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|c| c.is_file())
+        })
+        .unwrap_or(None)
+        .or_else(|| {
+            ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+                .iter()
+                .map(|d| Path::new(d).join(name))
+                .find(|c| c.is_file())
+        });
+    match found {
+        Some(path) if !name.contains('/') => Ok(Some(path)),
+        None if name == "runc" => Ok(None),
+        _ => Err(Error::InvalidArgument(format!(
+            "unknown or invalid runtime name: {name}"
+        ))),
+    }
+}
+
 /// Checks HostConfig values before anything is created, with Docker's messages.
 fn validate_host_config(host: &mut Value) -> Result<()> {
     if host.is_null() {
@@ -1543,6 +1572,7 @@ fn validate_host_config(host: &mut Value) -> Result<()> {
             }
         }
     }
+    runtime_binary(host["Runtime"].as_str().unwrap_or(""))?;
     let mode = host["NetworkMode"].as_str().unwrap_or("");
     if mode.is_empty() {
         host["NetworkMode"] = json!("bridge");

@@ -12,6 +12,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 
+use crate::external::{ChildFds, ExternalRuntime};
 use crate::sys;
 use crate::Mode;
 
@@ -41,6 +42,8 @@ pub struct Process {
     pub stdio: Stdio,
     child_stdio: Option<ChildStdio>,
     console: Option<(UnixListener, PathBuf)>,
+    /// Set with `--runtime`: an external OCI runtime instead of libcontainer.
+    external: Option<ExternalRuntime>,
 }
 
 fn err(context: &str, e: impl std::fmt::Display) -> String {
@@ -61,6 +64,10 @@ impl Process {
             },
             child_stdio: None,
             console: None,
+            external: config.runtime.as_ref().map(|binary| {
+                let run_dir = config.socket.parent().unwrap_or(std::path::Path::new("/"));
+                ExternalRuntime::new(binary, &config.state_root, &config.id, run_dir)
+            }),
         };
         if config.tty {
             let path = config.socket.with_file_name(if mode == Mode::Init {
@@ -108,7 +115,31 @@ impl Process {
         Ok(builder)
     }
 
+    fn take_child_fds(&mut self) -> Option<ChildFds> {
+        self.child_stdio.take().map(|s| ChildFds {
+            stdin: s.stdin,
+            stdout: s.stdout,
+            stderr: s.stderr,
+        })
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.config
+            .socket
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"))
+    }
+
     fn create_init(&mut self) -> Result<(), String> {
+        if self.external.is_some() {
+            let fds = self.take_child_fds();
+            let console = self.console.as_ref().map(|(_, p)| p.clone());
+            let run_dir = self.run_dir();
+            let external = self.external.as_ref().ok_or("no runtime")?;
+            self.pid = external.create(&self.config.bundle, fds, console.as_deref(), &run_dir)?;
+            return self.receive_console();
+        }
         let container = self
             .builder()?
             .as_init(self.config.bundle.clone())
@@ -125,6 +156,22 @@ impl Process {
     /// Lets the process run.
     pub fn start(&mut self) -> Result<(), String> {
         match self.mode {
+            Mode::Init if self.external.is_some() => {
+                self.external.as_ref().ok_or("no runtime")?.start()
+            }
+            Mode::Exec if self.external.is_some() => {
+                let process_path = self
+                    .config
+                    .exec_process
+                    .clone()
+                    .ok_or("exec shim without a process")?;
+                let fds = self.take_child_fds();
+                let console = self.console.as_ref().map(|(_, p)| p.clone());
+                let run_dir = self.run_dir();
+                let external = self.external.as_ref().ok_or("no runtime")?;
+                self.pid = external.exec(&process_path, fds, console.as_deref(), &run_dir)?;
+                self.receive_console()
+            }
             Mode::Init => {
                 let container = self.container.as_mut().ok_or("no container to start")?;
                 container
@@ -198,6 +245,11 @@ impl Process {
         if self.pid <= 0 {
             return Err("process not started".into());
         }
+        if let Some(external) = &self.external {
+            if all || self.mode == Mode::Init {
+                return external.kill(signal, all);
+            }
+        }
         if all {
             if let Some(container) = self.container.as_mut() {
                 let signal =
@@ -211,6 +263,9 @@ impl Process {
     }
 
     pub fn pause(&mut self) -> Result<(), String> {
+        if let (Some(external), Mode::Init) = (&self.external, self.mode) {
+            return external.pause(true);
+        }
         match self.container.as_mut() {
             Some(c) => c.pause().map_err(|e| err("pause", error_chain(&e))),
             None => Err("only a container's own process can be paused".into()),
@@ -218,6 +273,9 @@ impl Process {
     }
 
     pub fn resume(&mut self) -> Result<(), String> {
+        if let (Some(external), Mode::Init) = (&self.external, self.mode) {
+            return external.pause(false);
+        }
         match self.container.as_mut() {
             Some(c) => c.resume().map_err(|e| err("resume", error_chain(&e))),
             None => Err("only a container's own process can be resumed".into()),
@@ -226,6 +284,11 @@ impl Process {
 
     /// After the process has exited: removes libcontainer's state and the cgroup.
     pub fn cleanup(&mut self) {
+        if let (Some(external), Mode::Init) = (&self.external, self.mode) {
+            if let Err(e) = external.delete() {
+                eprintln!("berth-shim: {e}");
+            }
+        }
         if let Some(mut container) = self.container.take() {
             if let Err(e) = container.delete(true) {
                 eprintln!("berth-shim: deleting container state: {}", error_chain(&e));

@@ -155,7 +155,7 @@ pub async fn info(State(daemon): State<AppState>) -> Json<Value> {
         "Labels": config.labels,
         "ExperimentalBuild": false,
         "ServerVersion": ENGINE_VERSION,
-        "Runtimes": {"runc": {"path": "berth-shim"}},
+        "Runtimes": runtimes(),
         "DefaultRuntime": "runc",
         "Swarm": {
             "NodeID": "",
@@ -175,6 +175,18 @@ pub async fn info(State(daemon): State<AppState>) -> Json<Value> {
         "CDISpecDirs": [],
         "Warnings": warnings,
     }))
+}
+
+/// The built-in runtime under Docker's default name, and external ones that are installed.
+fn runtimes() -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert("runc".into(), json!({"path": "berth-shim (libcontainer)"}));
+    for name in ["crun", "youki", "runc"] {
+        if let Ok(Some(path)) = berth_runtime::manager::runtime_binary(name) {
+            out.insert(name.into(), json!({"path": path}));
+        }
+    }
+    Value::Object(out)
 }
 
 const EVENT_FILTERS: &[&str] = &[
