@@ -13,6 +13,7 @@ pub mod error;
 pub mod files;
 pub mod logs;
 pub mod manager;
+pub mod mounts;
 pub mod names;
 pub mod netns;
 pub mod record;

@@ -16,7 +16,8 @@ use tokio::sync::{broadcast, oneshot};
 use crate::error::{Error, Result};
 use crate::record::{Container, ContainerRecord, ContainerSet, ContainerState, Status, ZERO_TIME};
 use crate::shim::{self, ShimClient};
-use crate::{names, netns, rootfs, spec, user};
+use crate::{mounts, names, netns, rootfs, spec, user};
+use berth_volume::VolumeStore;
 
 /// A state change the daemon turns into a Docker event.
 #[derive(Debug, Clone)]
@@ -64,6 +65,7 @@ pub struct Exec {
 pub struct Runtime {
     config: RuntimeConfig,
     images: Arc<ImageStore>,
+    volumes: Arc<VolumeStore>,
     pub containers: ContainerSet,
     execs: Mutex<HashMap<String, Exec>>,
     changes: Mutex<HashMap<String, broadcast::Sender<Change>>>,
@@ -128,12 +130,18 @@ pub fn parse_signal(input: &str) -> Result<i32> {
 
 impl Runtime {
     /// Loads every container record. Call [`recover`](Self::recover) once the daemon runs.
-    pub fn open(config: RuntimeConfig, images: Arc<ImageStore>, events: EventSink) -> Result<Self> {
+    pub fn open(
+        config: RuntimeConfig,
+        images: Arc<ImageStore>,
+        volumes: Arc<VolumeStore>,
+        events: EventSink,
+    ) -> Result<Self> {
         let containers = ContainerSet::load(&config.data_root.join("containers"))?;
         fsutil::ensure_dir(&config.exec_root.join("c"))?;
         Ok(Runtime {
             config,
             images,
+            volumes,
             containers,
             execs: Mutex::new(HashMap::new()),
             changes: Mutex::new(HashMap::new()),
@@ -235,6 +243,7 @@ impl Runtime {
         merge_image_config(&mut config, &image.config.config);
         let (path, args) = command_of(&config)?;
         validate_host_config(&mut host_config)?;
+        let mut mount_plan = mounts::plan(&host_config, &config["Volumes"])?;
         let mut warnings = Vec::new();
         if host_config["Memory"].as_i64().unwrap_or(0) > 0
             && !Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
@@ -272,6 +281,17 @@ impl Runtime {
             let _ = fsutil::remove_tree(&dir);
             return Err(e);
         }
+        // Everything is checked: now volumes may be made, and missing -v host paths.
+        let made_volumes = match mounts::realize(&mut mount_plan, &self.volumes) {
+            Ok(made) => made,
+            Err(e) => {
+                let _ = fsutil::remove_tree(&dir);
+                return Err(e);
+            }
+        };
+        for m in mount_plan.iter().filter(|m| m.kind == "bind") {
+            let _ = std::fs::create_dir_all(&m.source);
+        }
         let record = ContainerRecord {
             id: id.clone(),
             name,
@@ -283,6 +303,7 @@ impl Runtime {
             image: image.id.to_string(),
             image_name,
             restart_count: 0,
+            mounts: mount_plan,
         };
         let state = ContainerState::default();
         // The record is written last: a directory without one is swept at start-up.
@@ -290,6 +311,9 @@ impl Runtime {
             .and_then(|_| fsutil::write_json_atomic(&dir.join("record.json"), &record));
         if let Err(e) = write {
             let _ = fsutil::remove_tree(&dir);
+            for v in made_volumes {
+                let _ = self.volumes.remove(&v);
+            }
             return Err(e.into());
         }
         self.containers.insert(Arc::new(Container {
@@ -419,7 +443,7 @@ impl Runtime {
                 if record.host_bool("AutoRemove") {
                     let runtime = self.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = runtime.remove(&id, true).await {
+                        if let Err(e) = runtime.remove_with_volumes(&id, true, true).await {
                             tracing::warn!(%id, "auto-remove after a failed start: {e}");
                         }
                     });
@@ -443,6 +467,17 @@ impl Runtime {
         rootfs::unmount_path(&merged)?;
         rootfs::mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), &merged)?;
 
+        // Copy-up: an empty volume first mounted gets the image's files at that path.
+        for m in record
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "volume" && m.copy)
+        {
+            let source = merged.join(m.destination.trim_start_matches('/'));
+            berth_volume::copy_up(&source, Path::new(&m.source)).map_err(|e| {
+                Error::Internal(format!("copying image content into volume {}: {e}", m.name))
+            })?;
+        }
         let user = user::resolve(&merged, record.config_str("User"))?;
         let env = container_env(record, &user);
         let path_env = env
@@ -501,6 +536,7 @@ impl Runtime {
             env,
             netns: netns.as_deref(),
             host_nofile_hard,
+            extra_mounts: record.mounts.iter().map(mounts::to_spec).collect(),
         };
         let oci = spec::generate(record, &inputs)?;
         let bundle = dir.join("bundle");
@@ -621,7 +657,7 @@ impl Runtime {
         );
         self.notify(&id, Change::Exited(status.exit_code));
         if record.host_bool("AutoRemove") {
-            if let Err(e) = self.remove(&id, true).await {
+            if let Err(e) = self.remove_with_volumes(&id, true, true).await {
                 tracing::warn!(%id, "auto-remove: {e}");
             }
             return;
@@ -843,7 +879,36 @@ impl Runtime {
 
     // ---------------------------------------------------------------- remove, rename, wait
 
+    /// Containers that mount a volume.
+    pub fn volume_users(&self, volume: &str) -> Vec<String> {
+        self.containers
+            .all()
+            .iter()
+            .map(|c| c.record())
+            .filter(|r| {
+                r.mounts
+                    .iter()
+                    .any(|m| m.kind == "volume" && m.name == volume)
+            })
+            .map(|r| r.id)
+            .collect()
+    }
+
+    pub fn volumes(&self) -> &Arc<VolumeStore> {
+        &self.volumes
+    }
+
+    /// `rm -v`: removes the container and its anonymous volumes (never named ones),
+    /// before anyone waiting for the removal hears of it.
+    pub async fn remove_with_volumes(&self, name: &str, force: bool, volumes: bool) -> Result<()> {
+        self.remove_inner(name, force, volumes).await
+    }
+
     pub async fn remove(&self, name: &str, force: bool) -> Result<()> {
+        self.remove_inner(name, force, false).await
+    }
+
+    async fn remove_inner(&self, name: &str, force: bool, remove_volumes: bool) -> Result<()> {
         let container = self.find(name)?;
         let record = container.record();
         let id = record.id.clone();
@@ -906,6 +971,19 @@ impl Runtime {
             let _ = std::fs::remove_dir_all(&exec.dir);
         }
         self.containers.remove(&id);
+        if remove_volumes {
+            for m in record
+                .mounts
+                .iter()
+                .filter(|m| m.kind == "volume" && m.anonymous)
+            {
+                if self.volume_users(&m.name).is_empty() {
+                    if let Err(e) = self.volumes.remove(&m.name) {
+                        tracing::warn!(volume = %m.name, "removing anonymous volume: {e}");
+                    }
+                }
+            }
+        }
         self.emit("destroy", &record, &[]);
         self.notify(&id, Change::Removed);
         self.changes

@@ -29,6 +29,9 @@ pub struct ContainerRecord {
     pub image_name: String,
     #[serde(default)]
     pub restart_count: u32,
+    /// Binds, volumes and tmpfs mounts, resolved at create.
+    #[serde(default)]
+    pub mounts: Vec<crate::mounts::MountPoint>,
 }
 
 impl ContainerRecord {

@@ -164,6 +164,8 @@ pub struct SpecInputs<'a> {
     pub netns: Option<&'a Path>,
     /// The host's hard RLIMIT_NOFILE: no rlimit is raised past it.
     pub host_nofile_hard: u64,
+    /// Binds, volumes and tmpfs mounts of the container, in OCI form.
+    pub extra_mounts: Vec<Value>,
 }
 
 /// The init process `--init` runs as PID 1 (Docker's docker-init is tini).
@@ -259,6 +261,8 @@ pub fn generate(record: &ContainerRecord, inputs: &SpecInputs) -> Result<Value> 
             mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options}));
         }
     }
+
+    mounts.extend(inputs.extra_mounts.iter().cloned());
 
     let mut namespaces = vec![
         json!({"type": "pid"}),

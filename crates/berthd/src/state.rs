@@ -42,12 +42,17 @@ impl Daemon {
                 ));
             })
         };
+        let volumes = Arc::new(
+            berth_volume::VolumeStore::open(&config.data_root)
+                .context("opening the volume store")?,
+        );
         let runtime = Runtime::open(
             RuntimeConfig {
                 data_root: config.data_root.clone(),
                 exec_root: config.exec_root.clone(),
             },
             images.clone(),
+            volumes,
             sink,
         )
         .context("loading containers")?;

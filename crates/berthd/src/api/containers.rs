@@ -151,7 +151,10 @@ pub async fn remove(
     Path(name): Path<String>,
     params: Params,
 ) -> ApiResult<StatusCode> {
-    daemon.runtime.remove(&name, params.flag("force")).await?;
+    daemon
+        .runtime
+        .remove_with_volumes(&name, params.flag("force"), params.flag("v"))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -478,7 +481,7 @@ fn inspect_document(daemon: &AppState, container: &Container) -> ApiResult<Value
             },
             "Name": "overlay2",
         },
-        "Mounts": [],
+        "Mounts": record.mounts.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
         "Config": config_json(&record),
         "NetworkSettings": network_settings(daemon, &record, &state),
     }))
@@ -588,7 +591,7 @@ pub async fn list(State(daemon): State<AppState>, params: Params) -> ApiResult<J
             "Status": status_text(&state),
             "HostConfig": {"NetworkMode": record.host_config["NetworkMode"].as_str().unwrap_or("bridge")},
             "NetworkSettings": {"Networks": {}},
-            "Mounts": [],
+            "Mounts": record.mounts.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
         });
         if params.flag("size") {
             let upper = daemon

@@ -10,6 +10,7 @@ mod images;
 mod params;
 mod stream;
 mod system;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -96,6 +97,13 @@ pub fn router(daemon: AppState) -> Router {
                 .put(containers::archive_put),
         )
         .route("/commit", post(containers::commit))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .route("/exec/{id}/start", post(containers::exec_start))
         .route("/exec/{id}/resize", post(containers::exec_resize))
         .route("/exec/{id}/json", get(containers::exec_inspect))
