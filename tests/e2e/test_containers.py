@@ -320,3 +320,73 @@ def test_external_runtime_runs_the_same_bundle(bb):
     bb.docker("rm", "-f", cid)
     bad = bb.docker("run", "--rm", "--runtime", "nosuch", "busybox", "true", check=False)
     assert bad.returncode == 125 and "unknown or invalid runtime name: nosuch" in bad.err
+
+
+def test_volumes_and_bind_mounts(bb, tmp_path, busybox_tar):
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "f").write_text("fromhost\n")
+    ro = bb.docker("run", "--rm", "-v", f"{host}:/h:ro", "busybox", "sh", "-c", "cat /h/f; echo x > /h/g", check=False)
+    assert ro.out == "fromhost\n" and "Read-only file system" in ro.err and ro.returncode != 0
+    bb.docker("run", "--rm", "-v", f"{host}:/h", "busybox", "sh", "-c", "echo written > /h/g")
+    assert (host / "g").read_text() == "written\n"
+    # A missing -v host directory is created, as Docker does.
+    bb.docker("run", "--rm", "-v", f"{tmp_path}/made:/m", "busybox", "true")
+    assert (tmp_path / "made").is_dir()
+    # Named volumes are created on first use and outlive containers.
+    bb.docker("run", "--rm", "-v", "named:/data", "busybox", "sh", "-c", "echo persisted > /data/p")
+    assert bb.docker("run", "--rm", "-v", "named:/data", "busybox", "cat", "/data/p").out == "persisted\n"
+    doc = json.loads(bb.docker("volume", "inspect", "named").out)[0]
+    assert doc["Name"] == "named" and doc["Driver"] == "local" and doc["Scope"] == "local"
+    assert Path(doc["Mountpoint"], "p").read_text() == "persisted\n"
+    # Image VOLUMEs get an anonymous volume initialised from the image; rm -v removes it.
+    (tmp_path / "rootfs").mkdir()
+    import tarfile
+
+    seeded = tmp_path / "seeded.tar"
+    with tarfile.open(busybox_tar) as src, tarfile.open(seeded, "w") as dst:
+        for m in src.getmembers():
+            dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+        data = b"image-content\n"
+        info = tarfile.TarInfo("srv/seed")
+        info.size = len(data)
+        dst.addfile(info, __import__("io").BytesIO(data))
+    bb.docker("import", "-c", "VOLUME /srv", str(seeded), "withvol")
+    before = set(bb.docker("volume", "ls", "-q").out.split())
+    assert bb.docker("run", "--name", "iv", "withvol", "cat", "/srv/seed").out == "image-content\n"
+    mounts = json.loads(bb.docker("inspect", "iv").out)[0]["Mounts"]
+    assert mounts[0]["Type"] == "volume" and mounts[0]["Destination"] == "/srv" and len(mounts[0]["Name"]) == 64
+    assert len(set(bb.docker("volume", "ls", "-q").out.split()) - before) == 1
+    bb.docker("rm", "-v", "iv")
+    assert set(bb.docker("volume", "ls", "-q").out.split()) == before
+    # --rm takes its anonymous volumes along; named ones stay.
+    bb.docker("run", "--rm", "withvol", "true")
+    assert set(bb.docker("volume", "ls", "-q").out.split()) == before
+    # In use: refused with Docker's wording; then removable.
+    cid = bb.docker("run", "-d", "-v", "named:/data", "busybox", "sleep", "60").out.strip()
+    busy = bb.docker("volume", "rm", "named", check=False)
+    assert busy.returncode == 1 and f"remove named: volume is in use - [{cid}]" in busy.err
+    bb.docker("rm", "-f", cid)
+    bb.docker("volume", "rm", "named")
+    # Bad specifications create nothing.
+    for args, wording in (
+        (["-v", "a:b:c:d"], "invalid volume specification: 'a:b:c:d'"),
+        (["-v", "bad name!:/x"], "includes invalid characters for a local volume name"),
+        (["-v", "vol:relative"], "must be absolute"),
+        (["--mount", "type=bind,source=/nonexistent-berth,target=/x"], "bind source path does not exist"),
+    ):
+        bad = bb.docker("run", "--rm", *args, "busybox", "true", check=False)
+        assert bad.returncode == 125 and wording in bad.err, (args, bad.err)
+    assert bb.docker("ps", "-aq").out.strip() == ""
+    assert set(bb.docker("volume", "ls", "-q").out.split()) == before - {"named"}
+    tmpfs = bb.docker("run", "--rm", "--mount", "type=tmpfs,target=/t", "busybox", "sh", "-c", "grep ' /t ' /proc/mounts").out
+    assert "tmpfs" in tmpfs
+    # docker-py
+    client = bb.client()
+    v = client.volumes.create("pyvol", labels={"k": "v"})
+    assert v.name == "pyvol" and client.volumes.get("pyvol").attrs["Labels"] == {"k": "v"}
+    out = client.containers.run("busybox", "sh -c 'echo py > /v/f; cat /v/f'", volumes={"pyvol": {"bind": "/v", "mode": "rw"}}, remove=True)
+    assert out == b"py\n"
+    assert "pyvol" in [x.name for x in client.volumes.list()]
+    v.remove()
+    assert bb.docker("volume", "inspect", "pyvol", check=False).returncode == 1

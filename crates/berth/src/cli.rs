@@ -38,6 +38,9 @@ pub enum Command {
     /// Manage berth
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// List images
     Images(ImageLsArgs),
     /// Return low-level information on objects
@@ -187,6 +190,22 @@ pub enum SystemCommand {
     Info(FormatArgs),
     /// Get real time events from the server
     Events(EventsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(VolumeInspectArgs),
+    /// Remove one or more volumes
+    #[command(visible_alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove unused local volumes
+    Prune(VolumePruneArgs),
 }
 
 #[derive(Debug, Args)]
@@ -925,6 +944,68 @@ pub struct ContainerPruneArgs {
     pub force: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// Specify volume driver name
+    #[arg(short = 'd', long, value_name = "string", default_value = "local")]
+    pub driver: String,
+    /// Set metadata for a volume
+    #[arg(long, value_name = "list")]
+    pub label: Vec<String>,
+    /// Specify volume name
+    #[arg(long, value_name = "string", hide = true)]
+    pub name: Option<String>,
+    /// Set driver specific options
+    #[arg(short = 'o', long, value_name = "map")]
+    pub opt: Vec<String>,
+    #[arg(value_name = "VOLUME")]
+    pub volume: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeLsArgs {
+    /// Provide filter values (e.g. "dangling=true")
+    #[arg(short = 'f', long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Only display volume names
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeInspectArgs {
+    /// Format output using a custom template
+    #[arg(short = 'f', long, value_name = "string")]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "VOLUME")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// Force the removal of one or more volumes
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "VOLUME")]
+    pub volumes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Remove all unused volumes, not just anonymous ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Provide filter values (e.g. "label=<label>")
+    #[arg(long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -995,6 +1076,53 @@ mod tests {
         assert!(exec.interactive && exec.tty);
         assert_eq!(exec.args, ["c1", "ls", "-la"]);
         assert!(Cli::try_parse_from(["berth", "exec", "c1"]).is_err());
+    }
+
+    #[test]
+    fn volume_commands() {
+        let Some(Command::Volume(VolumeCommand::Create(create))) = parse(&[
+            "volume", "create", "-d", "fake", "-o", "a=b", "--opt", "c", "--label", "x=1", "v1",
+        ])
+        .command
+        else {
+            panic!("not volume create");
+        };
+        assert_eq!(create.driver, "fake");
+        assert_eq!(create.opt, ["a=b", "c"]);
+        assert_eq!(create.label, ["x=1"]);
+        assert_eq!(create.volume.as_deref(), Some("v1"));
+        let Some(Command::Volume(VolumeCommand::Create(create))) =
+            parse(&["volume", "create"]).command
+        else {
+            panic!("not volume create");
+        };
+        assert_eq!(create.driver, "local");
+        assert_eq!(create.volume, None);
+        assert!(matches!(
+            parse(&["volume", "list", "-q", "-f", "dangling=true"]).command,
+            Some(Command::Volume(VolumeCommand::Ls(VolumeLsArgs {
+                quiet: true,
+                ..
+            })))
+        ));
+        assert!(matches!(
+            parse(&["volume", "remove", "-f", "a", "b"]).command,
+            Some(Command::Volume(VolumeCommand::Rm(VolumeRmArgs {
+                force: true,
+                ..
+            })))
+        ));
+        assert!(matches!(
+            parse(&["volume", "prune", "-af", "--filter", "label=x"]).command,
+            Some(Command::Volume(VolumeCommand::Prune(VolumePruneArgs {
+                all: true,
+                force: true,
+                ..
+            })))
+        ));
+        assert!(Cli::try_parse_from(["berth", "volume", "inspect"]).is_err());
+        assert!(Cli::try_parse_from(["berth", "volume", "rm"]).is_err());
+        assert!(Cli::try_parse_from(["berth", "volume", "create", "a", "b"]).is_err());
     }
 
     #[test]

@@ -3,10 +3,13 @@
 mod container;
 mod image;
 mod system;
+mod volume;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, ContainerCommand as C, ImageCommand, SystemCommand};
+use crate::cli::{
+    Cli, Command, ContainerCommand as C, ImageCommand, SystemCommand, VolumeCommand as V,
+};
 use crate::client::Client;
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -116,6 +119,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Container(C::Inspect(args)) => container::inspect_containers(&client, args).await,
         Command::Container(C::Prune(args)) => container::prune(&client, args).await,
+        Command::Volume(V::Create(args)) => volume::create(&client, args).await,
+        Command::Volume(V::Ls(args)) => volume::list(&client, args).await,
+        Command::Volume(V::Inspect(args)) => volume::inspect(&client, args).await,
+        Command::Volume(V::Rm(args)) => volume::remove(&client, args).await,
+        Command::Volume(V::Prune(args)) => volume::prune(&client, args).await,
     }
 }
 

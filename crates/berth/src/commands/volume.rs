@@ -1,0 +1,500 @@
+//! `volume` commands: create, ls, inspect, rm, prune, with docker's output, error
+//! wording and exit statuses (its cli/command/volume).
+
+use std::cmp::Ordering;
+use std::fmt::Display;
+
+use anyhow::Result;
+use serde_json::{json, Map, Value};
+
+use crate::cli::{
+    VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs,
+};
+use crate::client::{filters_json, path_segment, with_query, Client};
+use crate::output::{pretty_json, print_rows};
+use crate::template::Template;
+use crate::ExitStatus;
+
+/// docker's `defaultVolumeTableFormat`.
+const LS_TABLE: &str = "table {{.Driver}}\t{{.Name}}";
+/// docker's `defaultVolumeQuietFormat`.
+const LS_QUIET: &str = "{{.Name}}";
+
+/// Docker's header names for volume list fields (the others are derived from the
+/// field name, which gives the same result).
+const VOLUME_HEADERS: &[(&str, &str)] = &[
+    ("Name", "VOLUME NAME"),
+    ("Driver", "DRIVER"),
+    ("Scope", "SCOPE"),
+    ("Mountpoint", "MOUNTPOINT"),
+    ("Labels", "LABELS"),
+    ("Links", "LINKS"),
+    ("Size", "SIZE"),
+];
+
+/// Prints `message` to stderr as it stands and ends with `status`.
+fn fail(status: u8, message: impl Display) -> anyhow::Error {
+    eprintln!("{message}");
+    ExitStatus(status).into()
+}
+
+/// A flag value refused before any request, worded as pflag does (exit status 125).
+fn flag_error(command: &str, error: &FlagError) -> anyhow::Error {
+    fail(
+        125,
+        format!(
+            "invalid argument \"{}\" for \"{}\" flag: {}\nSee 'berth volume {command} --help'.",
+            error.value, error.flag, error.message
+        ),
+    )
+}
+
+/// A malformed flag value: which flag, what was typed, and why it is refused.
+#[derive(Debug, PartialEq, Eq)]
+struct FlagError {
+    flag: &'static str,
+    value: String,
+    message: String,
+}
+
+/// `--label k=v` / `--label k` into the `Labels` map: docker's `ValidateLabel` (a
+/// non-empty name, the value optional) then `ConvertKVStringsToMap`.
+fn parse_labels(values: &[String]) -> std::result::Result<Map<String, Value>, FlagError> {
+    let mut map = Map::new();
+    for value in values {
+        let (key, val) = value.split_once('=').unwrap_or((value.as_str(), ""));
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(FlagError {
+                flag: "--label",
+                value: value.clone(),
+                message: format!("invalid label '{value}': empty name"),
+            });
+        }
+        map.insert(key.to_string(), Value::String(val.to_string()));
+    }
+    Ok(map)
+}
+
+/// `-o k=v` into the `DriverOpts` map: docker's `MapOpts` (split at the first `=`,
+/// a bare key gets an empty value, later values win).
+fn parse_opts(values: &[String]) -> Map<String, Value> {
+    let mut map = Map::new();
+    for value in values {
+        let (key, val) = value.split_once('=').unwrap_or((value.as_str(), ""));
+        map.insert(key.to_string(), Value::String(val.to_string()));
+    }
+    map
+}
+
+/// docker's `FilterOpt`: `key=value` with the key trimmed and lower-cased and the
+/// value trimmed; empty values are ignored.
+fn parse_filters(
+    values: &[String],
+    flag: &'static str,
+) -> std::result::Result<Vec<String>, FlagError> {
+    let mut out = Vec::new();
+    for value in values.iter().filter(|v| !v.is_empty()) {
+        let Some((key, val)) = value.split_once('=') else {
+            return Err(FlagError {
+                flag,
+                value: value.clone(),
+                message: "bad format of filter (expected name=value)".into(),
+            });
+        };
+        out.push(format!("{}={}", key.trim().to_lowercase(), val.trim()));
+    }
+    Ok(out)
+}
+
+/// `sortorder.NaturalLess`, which docker sorts volume names with: digit runs compare
+/// by value (then by fewer leading zeros), and digits sort before other bytes.
+fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (x, y) = (a[i], b[j]);
+        match (x.is_ascii_digit(), y.is_ascii_digit()) {
+            (true, false) => return Ordering::Less,
+            (false, true) => return Ordering::Greater,
+            (false, false) => {
+                if x != y {
+                    return x.cmp(&y);
+                }
+                i += 1;
+                j += 1;
+            }
+            (true, true) => {
+                while i < a.len() && a[i] == b'0' {
+                    i += 1;
+                }
+                while j < b.len() && b[j] == b'0' {
+                    j += 1;
+                }
+                let (start_a, start_b) = (i, j);
+                while i < a.len() && a[i].is_ascii_digit() {
+                    i += 1;
+                }
+                while j < b.len() && b[j].is_ascii_digit() {
+                    j += 1;
+                }
+                let (na, nb) = (&a[start_a..i], &b[start_b..j]);
+                let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                if start_a != start_b {
+                    return start_a.cmp(&start_b);
+                }
+            }
+        }
+    }
+    // Identical so far: the one that ends first sorts first.
+    a.len().cmp(&b.len())
+}
+
+/// Whether a format calls `.Label` with an argument (`{{.Label "k"}}`), which the
+/// template engine answers from the `Labels` map rather than docker's string.
+fn uses_label_method(format: &str) -> bool {
+    format.match_indices(".Label").any(|(i, m)| {
+        format[i + m.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+    })
+}
+
+fn str_of(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+/// One `volume ls` row: the fields docker's volume context offers, keys in the order
+/// Go's JSON encoder prints them, plus `CreatedAt` for templates.
+fn volume_row(volume: &Value, label_objects: bool) -> Map<String, Value> {
+    let label_map = volume["Labels"].as_object().cloned().unwrap_or_default();
+    let mut pairs: Vec<String> = label_map
+        .iter()
+        .map(|(k, v)| format!("{k}={}", str_of(v)))
+        .collect();
+    pairs.sort();
+    let labels = if label_objects {
+        Value::Object(label_map)
+    } else {
+        json!(pairs.join(","))
+    };
+    let mut row = Map::new();
+    row.insert("Driver".into(), json!(str_of(&volume["Driver"])));
+    row.insert("Labels".into(), labels);
+    row.insert("Links".into(), json!("N/A"));
+    row.insert("Mountpoint".into(), json!(str_of(&volume["Mountpoint"])));
+    row.insert("Name".into(), json!(str_of(&volume["Name"])));
+    row.insert("Scope".into(), json!(str_of(&volume["Scope"])));
+    row.insert("Size".into(), json!("N/A"));
+    row.insert("CreatedAt".into(), json!(str_of(&volume["CreatedAt"])));
+    row
+}
+
+/// The template `volume ls` prints with: docker's `NewVolumeFormat`.
+fn ls_format(format: Option<&str>, quiet: bool) -> &str {
+    match format.filter(|f| !f.is_empty()) {
+        None | Some("table") if quiet => LS_QUIET,
+        None | Some("table") => LS_TABLE,
+        Some("raw") if quiet => "name: {{.Name}}",
+        Some("raw") => "name: {{.Name}}\\ndriver: {{.Driver}}\\n",
+        Some(f) => f,
+    }
+}
+
+/// go-units' `HumanSize` (four significant digits), as `prune` reports space with.
+fn human_size4(size: f64) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut value = size;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let digits_before = if value >= 1.0 {
+        (value.log10().floor() as i32) + 1
+    } else {
+        1
+    };
+    let decimals = (4 - digits_before).max(0) as usize;
+    let mut s = format!("{value:.decimals$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{s}{}", UNITS[unit])
+}
+
+pub async fn create(client: &Client, args: VolumeCreateArgs) -> Result<()> {
+    let mut name = args.name.clone().unwrap_or_default();
+    if let Some(positional) = &args.volume {
+        if !name.is_empty() {
+            return Err(fail(
+                1,
+                "conflicting options: cannot specify a volume-name through both --name and as a positional arg",
+            ));
+        }
+        name = positional.clone();
+    }
+    let labels = parse_labels(&args.label).map_err(|e| flag_error("create", &e))?;
+    let body = json!({
+        "Name": name,
+        "Driver": args.driver,
+        "DriverOpts": parse_opts(&args.opt),
+        "Labels": labels,
+    });
+    let volume = client.post_json("/volumes/create", Some(&body)).await?;
+    println!("{}", str_of(&volume["Name"]));
+    Ok(())
+}
+
+pub async fn list(client: &Client, args: VolumeLsArgs) -> Result<()> {
+    let filters = parse_filters(&args.filter, "-f, --filter").map_err(|e| flag_error("ls", &e))?;
+    let filters = filters_json(&filters).map_err(|e| fail(1, e))?;
+    let response = client
+        .get_json(&with_query("/volumes", &[("filters", filters)]))
+        .await?;
+    let mut volumes: Vec<&Value> = response["Volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    volumes.sort_by(|a, b| natural_cmp(str_of(&a["Name"]), str_of(&b["Name"])));
+    let format = ls_format(args.format.as_deref(), args.quiet);
+    let label_objects = uses_label_method(format);
+    let rows: Vec<Value> = volumes
+        .iter()
+        .map(|v| {
+            let mut row = volume_row(v, label_objects);
+            // docker's JSON lines carry only the context's own fields.
+            if format == "json" {
+                row.remove("CreatedAt");
+            }
+            Value::Object(row)
+        })
+        .collect();
+    print_rows(Some(format), LS_TABLE, VOLUME_HEADERS, &rows)
+}
+
+pub async fn inspect(client: &Client, args: VolumeInspectArgs) -> Result<()> {
+    let format = args.format.as_deref().filter(|f| !f.is_empty());
+    // A bad template fails before any request, with docker's status 64.
+    let template = match format {
+        Some(f) if f != "json" => Some(Template::parse(f).map_err(|e| fail(64, e))?),
+        _ => None,
+    };
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for name in &args.names {
+        match client
+            .get_json(&format!("/volumes/{}", path_segment(name)))
+            .await
+        {
+            Ok(doc) => found.push(doc),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let mut out = String::new();
+    match (&template, format) {
+        (Some(template), _) => {
+            for doc in &found {
+                match template.render(doc) {
+                    Ok(text) => {
+                        out.push_str(&text);
+                        out.push('\n');
+                    }
+                    Err(e) => errors.push(format!("template parsing error: {e}")),
+                }
+            }
+            if out.is_empty() {
+                out.push('\n');
+            }
+        }
+        (None, Some("json")) => {
+            out.push_str(&Value::Array(found).to_string());
+            out.push('\n');
+        }
+        (None, _) => {
+            out.push_str(&pretty_json(&Value::Array(found)));
+            out.push('\n');
+        }
+    }
+    print!("{out}");
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(fail(1, errors.join("\n")))
+    }
+}
+
+pub async fn remove(client: &Client, args: VolumeRmArgs) -> Result<()> {
+    let mut errors = Vec::new();
+    for name in &args.volumes {
+        let path = with_query(
+            &format!("/volumes/{}", path_segment(name)),
+            &[(
+                "force",
+                if args.force {
+                    "1".into()
+                } else {
+                    String::new()
+                },
+            )],
+        );
+        match client.delete_json(&path).await {
+            Ok(_) => println!("{name}"),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(fail(1, errors.join("\n")))
+    }
+}
+
+pub async fn prune(client: &Client, args: VolumePruneArgs) -> Result<()> {
+    let mut filters =
+        parse_filters(&args.filter, "--filter").map_err(|e| flag_error("prune", &e))?;
+    let warning = if args.all {
+        if filters.iter().any(|f| f.starts_with("all=")) {
+            return Err(fail(
+                1,
+                "conflicting options: cannot specify both --all and --filter all=1",
+            ));
+        }
+        filters.push("all=true".into());
+        "WARNING! This will remove all local volumes not used by at least one container."
+    } else {
+        "WARNING! This will remove anonymous local volumes not used by at least one container."
+    };
+    let filters = filters_json(&filters).map_err(|e| fail(1, e))?;
+    if !args.force {
+        println!("{warning}");
+        if !super::confirm("Are you sure you want to continue?") {
+            return Ok(());
+        }
+    }
+    let report = client
+        .post_json(&with_query("/volumes/prune", &[("filters", filters)]), None)
+        .await?;
+    let mut out = String::new();
+    let mut reclaimed = 0.0;
+    if let Some(names) = report["VolumesDeleted"]
+        .as_array()
+        .filter(|a| !a.is_empty())
+    {
+        out.push_str("Deleted Volumes:\n");
+        for name in names {
+            out.push_str(str_of(name));
+            out.push('\n');
+        }
+        out.push('\n');
+        reclaimed = report["SpaceReclaimed"].as_f64().unwrap_or(0.0);
+    }
+    out.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        human_size4(reclaimed)
+    ));
+    print!("{out}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn labels_like_docker() {
+        let map = parse_labels(&strings(&["a=b", "c", "d=e=f", " g =h", "a=z"])).unwrap();
+        assert_eq!(
+            Value::Object(map),
+            json!({"a": "z", "c": "", "d": "e=f", "g": "h"})
+        );
+        assert_eq!(
+            parse_labels(&strings(&["=x"])).unwrap_err(),
+            FlagError {
+                flag: "--label",
+                value: "=x".into(),
+                message: "invalid label '=x': empty name".into(),
+            }
+        );
+        assert!(parse_labels(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn driver_opts_like_docker() {
+        let map = parse_opts(&strings(&["type=tmpfs", "o=size=100m,uid=1000", "flag"]));
+        assert_eq!(
+            Value::Object(map),
+            json!({"type": "tmpfs", "o": "size=100m,uid=1000", "flag": ""})
+        );
+    }
+
+    #[test]
+    fn filters_like_docker() {
+        assert_eq!(
+            parse_filters(&strings(&["Dangling = true", "", "label!=a=b"]), "--filter").unwrap(),
+            ["dangling=true", "label!=a=b"]
+        );
+        let err = parse_filters(&strings(&["nope"]), "-f, --filter").unwrap_err();
+        assert_eq!(err.message, "bad format of filter (expected name=value)");
+        assert_eq!(err.flag, "-f, --filter");
+    }
+
+    #[test]
+    fn natural_order_like_sortorder() {
+        let mut v = vec![
+            "vol10", "vol2", "b", "Vol", "vol02", "a1", "a", "1x", "vol1",
+        ];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            v,
+            ["1x", "Vol", "a", "a1", "b", "vol1", "vol2", "vol02", "vol10"]
+        );
+        assert_eq!(natural_cmp("x", "x"), Ordering::Equal);
+    }
+
+    #[test]
+    fn rows_like_docker() {
+        let v = json!({
+            "Name": "data", "Driver": "local", "Scope": "local",
+            "Mountpoint": "/var/lib/berth/volumes/data/_data",
+            "Labels": {"z": "1", "a": "2"}, "CreatedAt": "2024-01-02T03:04:05Z",
+        });
+        let row = volume_row(&v, false);
+        assert_eq!(row["Labels"], "a=2,z=1");
+        assert_eq!(row["Links"], "N/A");
+        assert_eq!(row["Size"], "N/A");
+        assert_eq!(row["CreatedAt"], "2024-01-02T03:04:05Z");
+        let row = volume_row(&v, true);
+        assert_eq!(row["Labels"], json!({"z": "1", "a": "2"}));
+        let row = volume_row(&json!({"Name": "n", "Labels": null}), false);
+        assert_eq!(row["Labels"], "");
+    }
+
+    #[test]
+    fn ls_formats_like_docker() {
+        assert_eq!(ls_format(None, false), LS_TABLE);
+        assert_eq!(ls_format(Some(""), true), LS_QUIET);
+        assert_eq!(ls_format(Some("table"), true), LS_QUIET);
+        assert_eq!(ls_format(Some("{{.Mountpoint}}"), true), "{{.Mountpoint}}");
+        assert!(uses_label_method("{{.Label \"x\"}}"));
+        assert!(!uses_label_method("{{.Labels}}"));
+    }
+
+    #[test]
+    fn reclaimed_space_like_go_units() {
+        assert_eq!(human_size4(0.0), "0B");
+        assert_eq!(human_size4(36.0), "36B");
+        assert_eq!(human_size4(2000.0), "2kB");
+        assert_eq!(human_size4(1_234_567.0), "1.235MB");
+        assert_eq!(human_size4(215_400_000.0), "215.4MB");
+    }
+}
