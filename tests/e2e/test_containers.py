@@ -390,3 +390,20 @@ def test_volumes_and_bind_mounts(bb, tmp_path, busybox_tar):
     assert "pyvol" in [x.name for x in client.volumes.list()]
     v.remove()
     assert bb.docker("volume", "inspect", "pyvol", check=False).returncode == 1
+
+
+def test_volumes_from_and_driver_options(bb):
+    bb.docker("run", "-d", "--name", "owner", "-v", "shared:/data", "-v", "/scratch", "busybox",
+              "sh", "-c", "echo hi > /data/x; echo y > /scratch/y; sleep 60")
+    deadline = time.time() + 10
+    while time.time() < deadline and bb.docker("exec", "owner", "cat", "/scratch/y", check=False).returncode != 0:
+        time.sleep(0.05)
+    ro = bb.docker("run", "--rm", "--volumes-from", "owner:ro", "busybox", "sh", "-c", "cat /data/x /scratch/y; touch /data/z", check=False)
+    assert ro.out == "hi\ny\n" and "Read-only file system" in ro.err
+    bb.docker("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=16m", "tv")
+    mounts = bb.docker("run", "--rm", "-v", "tv:/t", "busybox", "sh", "-c", "grep ' /t ' /proc/mounts; echo ok > /t/f").out
+    assert "tmpfs" in mounts and "size=16384k" in mounts
+    assert bb.docker("run", "--rm", "-v", "tv:/t", "busybox", "cat", "/t/f").out == "ok\n"
+    bb.docker("rm", "-f", "owner")
+    bb.docker("volume", "rm", "tv", "shared")
+    assert not mounts_under(bb.data_root)

@@ -244,6 +244,32 @@ impl Runtime {
         let (path, args) = command_of(&config)?;
         validate_host_config(&mut host_config)?;
         let mut mount_plan = mounts::plan(&host_config, &config["Volumes"])?;
+        // --volumes-from: the other container's mounts, at the same places, where this
+        // one has nothing of its own.
+        for spec in host_config["VolumesFrom"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let (source, mode) = match spec.rsplit_once(':') {
+                Some((s, m)) if m == "ro" || m == "rw" => (s, Some(m)),
+                _ => (spec, None),
+            };
+            let other = self.find(source)?.record();
+            for m in other.mounts.iter().filter(|m| m.kind != "tmpfs") {
+                if mount_plan.iter().any(|x| x.destination == m.destination) {
+                    continue;
+                }
+                let mut inherited = m.clone();
+                if let Some(mode) = mode {
+                    inherited.read_only = mode == "ro";
+                }
+                // Shared, so never the borrower's to remove or to fill.
+                inherited.copy = false;
+                mount_plan.push(inherited);
+            }
+        }
         let mut warnings = Vec::new();
         if host_config["Memory"].as_i64().unwrap_or(0) > 0
             && !Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
@@ -467,6 +493,11 @@ impl Runtime {
         rootfs::unmount_path(&merged)?;
         rootfs::mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), &merged)?;
 
+        for m in record.mounts.iter().filter(|m| m.kind == "volume") {
+            self.volumes
+                .ensure_mounted(&m.name)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        }
         // Copy-up: an empty volume first mounted gets the image's files at that path.
         for m in record
             .mounts

@@ -172,10 +172,67 @@ impl VolumeStore {
         Ok(out)
     }
 
+    /// For a volume made with driver options (`-o type=tmpfs -o device=tmpfs -o
+    /// o=size=64m`, or `-o type=none -o o=bind -o device=/path`), mounts them over its
+    /// data directory, once; plain volumes need nothing.
+    pub fn ensure_mounted(&self, name: &str) -> Result<()> {
+        let volume = self.get(name)?;
+        let Some(device) = volume.options.get("device") else {
+            return Ok(());
+        };
+        let target = self.data_path(name);
+        if is_mountpoint(&target) {
+            return Ok(());
+        }
+        let kind = volume
+            .options
+            .get("type")
+            .map(String::as_str)
+            .unwrap_or("none");
+        let mut flags = rustix::mount::MountFlags::empty();
+        let mut data: Vec<&str> = Vec::new();
+        for o in volume
+            .options
+            .get("o")
+            .map(String::as_str)
+            .unwrap_or("")
+            .split(',')
+            .filter(|o| !o.is_empty())
+        {
+            match o {
+                "bind" => flags |= rustix::mount::MountFlags::BIND,
+                "ro" => flags |= rustix::mount::MountFlags::RDONLY,
+                "rw" => {}
+                other => data.push(other),
+            }
+        }
+        let fstype = if kind == "none" { "" } else { kind };
+        let data = std::ffi::CString::new(data.join(","))
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        rustix::mount::mount(
+            device.as_str(),
+            &target,
+            fstype,
+            flags,
+            Some(data.as_c_str()),
+        )
+        .map_err(|e| {
+            io(
+                format!("mounting volume {name} ({kind} {device})"),
+                e.into(),
+            )
+        })
+    }
+
     /// Deletes a volume and its data. The caller checks that no container uses it.
     pub fn remove(&self, name: &str) -> Result<()> {
         let _guard = self.guard();
         self.get(name)?;
+        let data = self.data_path(name);
+        if is_mountpoint(&data) {
+            rustix::mount::unmount(&data, rustix::mount::UnmountFlags::DETACH)
+                .map_err(|e| io(format!("unmounting volume {name}"), e.into()))?;
+        }
         let dir = self.dir.join(name);
         let doomed = self.dir.join(format!(".tmp-rm-{}", fsutil::random_hex(6)));
         fs::rename(&dir, &doomed).map_err(|e| io(format!("removing volume {name}"), e))?;
@@ -204,6 +261,16 @@ impl VolumeStore {
         }
         total
     }
+}
+
+fn is_mountpoint(path: &Path) -> bool {
+    let target = path.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|info| {
+            info.lines()
+                .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
+        })
+        .unwrap_or(false)
 }
 
 /// Docker's copy-up: a volume that is empty when first mounted gets the image's files at
