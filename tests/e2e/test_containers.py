@@ -407,3 +407,14 @@ def test_volumes_from_and_driver_options(bb):
     bb.docker("rm", "-f", "owner")
     bb.docker("volume", "rm", "tv", "shared")
     assert not mounts_under(bb.data_root)
+
+
+def test_default_seccomp_profile(bb):
+    assert "Seccomp:\t2" in bb.docker("run", "--rm", "busybox", "cat", "/proc/self/status").out
+    # Making a user namespace needs no capability, only the profile stops it.
+    blocked = bb.docker("run", "--rm", "busybox", "unshare", "-U", "true", check=False)
+    assert blocked.returncode != 0 and "Operation not permitted" in blocked.err
+    assert bb.docker("run", "--rm", "--security-opt", "seccomp=unconfined", "busybox", "unshare", "-U", "true").returncode == 0
+    assert "Seccomp:\t0" in bb.docker("run", "--rm", "--privileged", "busybox", "cat", "/proc/self/status").out
+    nnp = bb.docker("run", "--rm", "--security-opt", "no-new-privileges", "busybox", "cat", "/proc/self/status").out
+    assert "NoNewPrivs:\t1" in nnp and "Seccomp:\t2" in nnp

@@ -18,6 +18,7 @@ pub mod names;
 pub mod netns;
 pub mod record;
 pub mod rootfs;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod stats;

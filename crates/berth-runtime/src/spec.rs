@@ -97,6 +97,26 @@ const READONLY_PATHS: &[&str] = &[
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Every capability this process may hand on: `ALL_CAPABILITIES` is in kernel number
+/// order, so bit N of our bounding set (`CapBnd`) says whether the Nth is ours. A
+/// sandboxed daemon can lack some (CAP_SYS_RESOURCE here), and asking for those fails.
+pub fn host_capabilities() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bounding & (1u64 << i) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 /// Normalizes `chown`, `CHOWN` and `CAP_CHOWN` to `CAP_CHOWN`.
 pub fn normalize_capability(cap: &str) -> Result<String> {
     let upper = cap.to_ascii_uppercase();
@@ -120,7 +140,7 @@ pub fn normalize_capability(cap: &str) -> Result<String> {
 /// The capability set after `--privileged`, `--cap-add` and `--cap-drop`.
 pub fn capabilities(host: &Value) -> Result<Vec<String>> {
     if host["Privileged"].as_bool().unwrap_or(false) {
-        return Ok(ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect());
+        return Ok(host_capabilities());
     }
     let list = |key: &str| -> Result<Vec<String>> {
         host[key]
@@ -143,7 +163,7 @@ pub fn capabilities(host: &Value) -> Result<Vec<String>> {
             .collect()
     };
     if add.iter().any(|c| c == "ALL") {
-        caps = ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+        caps = host_capabilities();
     } else {
         for c in add {
             if !caps.contains(&c) {
@@ -361,6 +381,26 @@ pub fn generate(record: &ContainerRecord, inputs: &SpecInputs) -> Result<Value> 
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
     }
+    let security_opts: Vec<&str> = host["SecurityOpt"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let unconfined = security_opts
+        .iter()
+        .any(|o| *o == "seccomp=unconfined" || *o == "seccomp:unconfined");
+    if let Some(custom) = security_opts
+        .iter()
+        .find(|o| (o.starts_with("seccomp=") || o.starts_with("seccomp:")) && !unconfined)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "custom seccomp profiles are not supported yet ({custom}); use the default or seccomp=unconfined"
+        )));
+    }
+    if !privileged && !unconfined {
+        linux["seccomp"] = crate::seccomp::default_profile(&caps);
+    }
     let mut process = json!({
         "terminal": record.tty(),
         "user": {"uid": inputs.user.uid, "gid": inputs.user.gid, "additionalGids": inputs.user.additional_gids},
@@ -368,8 +408,13 @@ pub fn generate(record: &ContainerRecord, inputs: &SpecInputs) -> Result<Value> 
         "env": inputs.env,
         "cwd": cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "noNewPrivileges": no_new_privs,
     });
+    // Only when asked for: libcontainer reads the field's presence, not its value, to
+    // decide whether seccomp loads before capabilities are dropped (as it must without
+    // no_new_privs) or right before exec.
+    if no_new_privs {
+        process["noNewPrivileges"] = json!(true);
+    }
     if !rlimits.is_empty() {
         process["rlimits"] = json!(rlimits);
     }
@@ -398,7 +443,7 @@ pub fn exec_process(
     privileged: bool,
 ) -> Result<Value> {
     let caps = if privileged {
-        ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect()
+        host_capabilities()
     } else {
         capabilities(&record.host_config)?
     };
@@ -409,7 +454,6 @@ pub fn exec_process(
         "env": env,
         "cwd": if cwd.is_empty() { "/" } else { cwd },
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "noNewPrivileges": false,
     });
     let typed: oci_spec::runtime::Process = serde_json::from_value(process)
         .map_err(|e| Error::Internal(format!("generated an invalid OCI process: {e}")))?;
@@ -431,8 +475,8 @@ mod tests {
         );
         assert!(capabilities(&json!({"CapAdd": ["BOGUS"]})).is_err());
         assert_eq!(
-            capabilities(&json!({"Privileged": true})).unwrap().len(),
-            ALL_CAPABILITIES.len()
+            capabilities(&json!({"Privileged": true})).unwrap(),
+            host_capabilities()
         );
     }
 }
