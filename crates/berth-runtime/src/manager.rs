@@ -504,7 +504,7 @@ impl Runtime {
             .iter()
             .filter(|m| m.kind == "volume" && m.copy)
         {
-            let source = merged.join(m.destination.trim_start_matches('/'));
+            let source = copy_up_source(&merged, &dir.join("upper"), &lowers, &m.destination);
             berth_volume::copy_up(&source, Path::new(&m.source)).map_err(|e| {
                 Error::Internal(format!("copying image content into volume {}: {e}", m.name))
             })?;
@@ -1379,6 +1379,37 @@ impl Runtime {
         } else {
             PathBuf::from(format!("/sys/fs/cgroup/{controller}/berth/{id}"))
         }
+    }
+}
+
+/// Where copy-up reads from. When only one layer has the directory and the container
+/// has not touched it, that layer's own directory is the same content without the
+/// overlay in the way, and reads at disk speed; otherwise the merged view.
+fn copy_up_source(merged: &Path, upper: &Path, lowers: &[PathBuf], destination: &str) -> PathBuf {
+    let rel = destination.trim_start_matches('/');
+    let merged_path = merged.join(rel);
+    if rel.is_empty() || upper.join(rel).symlink_metadata().is_ok() {
+        return merged_path;
+    }
+    // Every ancestor must be a plain directory in that layer, or symlinks could point
+    // the read elsewhere than the container would see.
+    let holders: Vec<&PathBuf> = lowers
+        .iter()
+        .filter(|l| l.join(rel).symlink_metadata().is_ok())
+        .collect();
+    match holders.as_slice() {
+        [only] => {
+            let mut cursor = only.to_path_buf();
+            for part in Path::new(rel).components() {
+                cursor.push(part);
+                match cursor.symlink_metadata() {
+                    Ok(m) if m.is_dir() && !m.file_type().is_symlink() => {}
+                    _ => return merged_path,
+                }
+            }
+            cursor
+        }
+        _ => merged_path,
     }
 }
 
