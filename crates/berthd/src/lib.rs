@@ -53,7 +53,7 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
             let listener = bind_unix(Path::new(path))?;
             sockets.push(PathBuf::from(path));
             tracing::info!("API listen on {path}");
-            servers.push(tokio::spawn(api::serve_unix(
+            servers.push(tokio::spawn(api::serve(
                 listener,
                 daemon.clone(),
                 shutdown.clone(),
@@ -65,7 +65,7 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("listening on {host}"))?;
-            servers.push(tokio::spawn(api::serve_tcp(
+            servers.push(tokio::spawn(api::serve(
                 listener,
                 daemon.clone(),
                 shutdown.clone(),

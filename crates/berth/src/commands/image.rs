@@ -361,51 +361,12 @@ pub async fn history(client: &Client, args: HistoryArgs) -> Result<()> {
 }
 
 pub async fn save(client: &Client, args: SaveArgs) -> Result<()> {
-    use http_body_util::BodyExt;
-    use tokio::io::AsyncWriteExt;
     if args.output.is_none() && std::io::stdout().is_terminal() {
         bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
     }
     let query: Vec<(&str, String)> = args.images.iter().map(|i| ("names", i.clone())).collect();
     let response = client.get(&with_query("/images/get", &query)).await?;
-    // Write beside the target and rename, so an interrupted save never leaves a
-    // truncated archive under the requested name.
-    let (mut sink, temp): (
-        Box<dyn tokio::io::AsyncWrite + Unpin>,
-        Option<(String, String)>,
-    ) = match &args.output {
-        Some(path) => {
-            let temp = format!("{path}.berth-partial");
-            let file = tokio::fs::File::create(&temp).await.map_err(|e| {
-                anyhow::anyhow!("failed to save image: unable to create {path}: {e}")
-            })?;
-            (Box::new(file), Some((temp, path.clone())))
-        }
-        None => (Box::new(tokio::io::stdout()), None),
-    };
-    let mut body = response.into_body();
-    let result: Result<()> = async {
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| anyhow::anyhow!("failed to save image: {e}"))?;
-            if let Some(data) = frame.data_ref() {
-                sink.write_all(data).await?;
-            }
-        }
-        sink.flush().await?;
-        Ok(())
-    }
-    .await;
-    match (result, temp) {
-        (Ok(()), Some((temp, path))) => {
-            tokio::fs::rename(&temp, &path).await?;
-            Ok(())
-        }
-        (Err(e), Some((temp, _))) => {
-            let _ = tokio::fs::remove_file(&temp).await;
-            Err(e)
-        }
-        (result, None) => result,
-    }
+    crate::output::write_body(response, args.output.as_deref(), "save image").await
 }
 
 pub async fn load(client: &Client, args: LoadArgs) -> Result<()> {

@@ -175,24 +175,17 @@ fn api_version_str() -> &'static str {
     API_VERSION_STR
 }
 
-/// Serves the API on a unix socket until `shutdown` is cancelled.
-pub async fn serve_unix(
-    listener: tokio::net::UnixListener,
+/// Serves the API on `listener` (the unix socket, or TCP with the explicit insecure
+/// opt-in) until `shutdown` is cancelled.
+pub async fn serve<L>(
+    listener: L,
     daemon: AppState,
     shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let app = axum::middleware::from_fn(version_prefix).layer(router(daemon));
-    axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-}
-
-/// Serves the API on TCP (only reachable with the explicit insecure opt-in).
-pub async fn serve_tcp(
-    listener: tokio::net::TcpListener,
-    daemon: AppState,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let app = axum::middleware::from_fn(version_prefix).layer(router(daemon));
     axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

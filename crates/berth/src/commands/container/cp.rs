@@ -539,7 +539,7 @@ async fn copy_from_container(
         ))
         .await?;
     if dst_path == "-" {
-        return write_body(response, None).await;
+        return crate::output::write_body(response, None, "copy").await;
     }
     let stat = path_stat(&response).unwrap_or(Value::Null);
     let src = CopyInfo {
@@ -687,50 +687,6 @@ async fn copy_to_container(
         );
     }
     Ok(())
-}
-
-/// Streams a response body to a file (written beside it, then renamed, so an
-/// interrupted copy leaves nothing half-written under the name) or to stdout.
-pub async fn write_body(response: Response<Incoming>, output: Option<&str>) -> Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let (mut sink, temp): (
-        Box<dyn tokio::io::AsyncWrite + Unpin>,
-        Option<(String, String)>,
-    ) = match output {
-        Some(path) => {
-            let temp = format!("{path}.berth-partial");
-            let file = tokio::fs::File::create(&temp).await.map_err(|e| {
-                fail(format!(
-                    "failed to export container: unable to create {path}: {e}"
-                ))
-            })?;
-            (Box::new(file), Some((temp, path.to_string())))
-        }
-        None => (Box::new(tokio::io::stdout()), None),
-    };
-    let mut body = response.into_body();
-    let result: Result<()> = async {
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| anyhow::anyhow!("error reading from the daemon: {e}"))?;
-            if let Some(data) = frame.data_ref() {
-                sink.write_all(data).await?;
-            }
-        }
-        sink.flush().await?;
-        Ok(())
-    }
-    .await;
-    match (result, temp) {
-        (Ok(()), Some((temp, path))) => {
-            tokio::fs::rename(&temp, &path).await?;
-            Ok(())
-        }
-        (Err(e), Some((temp, _))) => {
-            let _ = tokio::fs::remove_file(&temp).await;
-            Err(e)
-        }
-        (result, None) => result,
-    }
 }
 
 #[cfg(test)]

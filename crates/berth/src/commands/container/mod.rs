@@ -445,7 +445,7 @@ pub async fn export(client: &Client, args: ExportArgs) -> Result<()> {
             path_segment(&args.container)
         ))
         .await?;
-    cp::write_body(response, args.output.as_deref()).await
+    crate::output::write_body(response, args.output.as_deref(), "export container").await
 }
 
 pub async fn prune(client: &Client, args: ContainerPruneArgs) -> Result<()> {
