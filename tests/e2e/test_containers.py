@@ -418,3 +418,18 @@ def test_default_seccomp_profile(bb):
     assert "Seccomp:\t0" in bb.docker("run", "--rm", "--privileged", "busybox", "cat", "/proc/self/status").out
     nnp = bb.docker("run", "--rm", "--security-opt", "no-new-privileges", "busybox", "cat", "/proc/self/status").out
     assert "NoNewPrivs:\t1" in nnp and "Seccomp:\t2" in nnp
+
+
+def test_system_df(bb):
+    bb.docker("run", "--name", "dfc", "-v", "dfvol:/v", "busybox", "sh", "-c", "echo data > /v/f; echo x > /f")
+    out = bb.docker("system", "df").out.splitlines()
+    assert re.split(r"\s{2,}", out[0].strip()) == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+    rows = {re.split(r"\s{2,}", l.strip())[0]: re.split(r"\s{2,}", l.strip()) for l in out[1:]}
+    assert rows["Images"][1] == "1" and rows["Containers"][1:3] == ["1", "0"]
+    assert rows["Local Volumes"][1:3] == ["1", "1"]
+    usage = bb.client().df()
+    assert usage["LayersSize"] > 1_000_000
+    assert usage["Volumes"][0]["UsageData"] == {"Size": 5, "RefCount": 1}
+    assert "Local Volumes" in bb.berth("system", "df").out
+    bb.docker("rm", "-v", "dfc")
+    bb.docker("volume", "rm", "dfvol")

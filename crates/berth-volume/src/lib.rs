@@ -242,24 +242,7 @@ impl VolumeStore {
 
     /// Bytes of file content in a volume (for prune and `system df`).
     pub fn size(&self, name: &str) -> u64 {
-        let mut total = 0;
-        let mut stack = vec![self.data_path(name)];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let Ok(meta) = entry.path().symlink_metadata() else {
-                    continue;
-                };
-                if meta.is_dir() {
-                    stack.push(entry.path());
-                } else if meta.is_file() {
-                    total += meta.len();
-                }
-            }
-        }
-        total
+        fsutil::tree_size(&self.data_path(name))
     }
 }
 

@@ -186,6 +186,8 @@ pub enum ImageCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SystemCommand {
+    /// Show berth disk usage
+    Df(DfArgs),
     /// Display system-wide information
     Info(FormatArgs),
     /// Get real time events from the server
@@ -206,6 +208,16 @@ pub enum VolumeCommand {
     Rm(VolumeRmArgs),
     /// Remove unused local volumes
     Prune(VolumePruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Show detailed information on space usage
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]

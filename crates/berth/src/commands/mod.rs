@@ -28,6 +28,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Info(args) | Command::System(SystemCommand::Info(args)) => {
             system::info(&client, args).await
         }
+        Command::System(SystemCommand::Df(args)) => system::df(&client, args).await,
         Command::Events(args) | Command::System(SystemCommand::Events(args)) => {
             system::events(&client, args).await
         }

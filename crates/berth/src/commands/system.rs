@@ -5,7 +5,7 @@ use chrono::{DateTime, Local, Utc};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use crate::cli::{EventsArgs, FormatArgs, VersionArgs};
+use crate::cli::{DfArgs, EventsArgs, FormatArgs, VersionArgs};
 use crate::client::{filters_json, with_query, Client, ClientError};
 use crate::template::Template;
 
@@ -237,5 +237,87 @@ fn event_line(event: &Value) -> String {
         s(&event["Action"]),
         s(&event["Actor"]["ID"]),
         attributes.join(", ")
+    )
+}
+
+/// `system df`: Docker's summary of what images, containers and volumes take.
+pub async fn df(client: &Client, args: DfArgs) -> Result<()> {
+    let usage = client.get_json("/system/df").await?;
+    let list = |key: &str| usage[key].as_array().cloned().unwrap_or_default();
+    let images = list("Images");
+    let containers = list("Containers");
+    let volumes = list("Volumes");
+    let num = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+    let layers = num(&usage, "LayersSize");
+    let images_unused: f64 = images
+        .iter()
+        .filter(|i| num(i, "Containers") == 0.0)
+        .map(|i| num(i, "Size"))
+        .sum();
+    let running = |c: &&Value| c["State"] == "running" || c["State"] == "paused";
+    let containers_size: f64 = containers.iter().map(|c| num(c, "SizeRw")).sum();
+    let containers_reclaim: f64 = containers
+        .iter()
+        .filter(|c| !running(c))
+        .map(|c| num(c, "SizeRw"))
+        .sum();
+    let volumes_size: f64 = volumes.iter().map(|v| num(&v["UsageData"], "Size")).sum();
+    let volumes_reclaim: f64 = volumes
+        .iter()
+        .filter(|v| num(&v["UsageData"], "RefCount") == 0.0)
+        .map(|v| num(&v["UsageData"], "Size"))
+        .sum();
+    let reclaim = |part: f64, total: f64| {
+        if total > 0.0 {
+            format!(
+                "{} ({}%)",
+                crate::output::human_size(part),
+                (part * 100.0 / total).round() as i64
+            )
+        } else {
+            crate::output::human_size(part)
+        }
+    };
+    let rows = vec![
+        serde_json::json!({"Type": "Images", "TotalCount": images.len().to_string(),
+            "Active": images.iter().filter(|i| num(i, "Containers") > 0.0).count().to_string(),
+            "Size": crate::output::human_size(layers), "Reclaimable": reclaim(images_unused.min(layers), layers)}),
+        serde_json::json!({"Type": "Containers", "TotalCount": containers.len().to_string(),
+            "Active": containers.iter().filter(running).count().to_string(),
+            "Size": crate::output::human_size(containers_size), "Reclaimable": reclaim(containers_reclaim, containers_size)}),
+        serde_json::json!({"Type": "Local Volumes", "TotalCount": volumes.len().to_string(),
+            "Active": volumes.iter().filter(|v| num(&v["UsageData"], "RefCount") > 0.0).count().to_string(),
+            "Size": crate::output::human_size(volumes_size), "Reclaimable": reclaim(volumes_reclaim, volumes_size)}),
+        serde_json::json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+    ];
+    if args.verbose {
+        println!("Images space usage:\n");
+        for i in &images {
+            println!(
+                "{}\t{}\t{}",
+                i["RepoTags"]
+                    .get(0)
+                    .and_then(|t| t.as_str())
+                    .unwrap_or("<none>"),
+                crate::output::short_id(i["Id"].as_str().unwrap_or("")),
+                crate::output::human_size(num(i, "Size"))
+            );
+        }
+        println!("\nLocal Volumes space usage:\n");
+        for v in &volumes {
+            println!(
+                "{}\t{}\t{}",
+                v["Name"].as_str().unwrap_or(""),
+                num(&v["UsageData"], "RefCount"),
+                crate::output::human_size(num(&v["UsageData"], "Size"))
+            );
+        }
+        return Ok(());
+    }
+    crate::output::print_rows(
+        args.format.as_deref(),
+        "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+        &[("TotalCount", "TOTAL"), ("Reclaimable", "RECLAIMABLE")],
+        &rows,
     )
 }

@@ -600,13 +600,13 @@ pub async fn list(State(daemon): State<AppState>, params: Params) -> ApiResult<J
                 .join("containers")
                 .join(&record.id)
                 .join("upper");
-            item["SizeRw"] = json!(dir_size(&upper));
+            item["SizeRw"] = json!(berth_store::fsutil::tree_size(&upper));
             let image_size = berth_store::Digest::parse(&record.image)
                 .ok()
                 .and_then(|d| daemon.images.get(&d))
                 .map(|i| i.record.size)
                 .unwrap_or(0);
-            item["SizeRootFs"] = json!(image_size + dir_size(&upper));
+            item["SizeRootFs"] = json!(image_size + berth_store::fsutil::tree_size(&upper));
         }
         out.push(item);
         if limit.is_some_and(|l| out.len() >= l) {
@@ -614,25 +614,6 @@ pub async fn list(State(daemon): State<AppState>, params: Params) -> ApiResult<J
         }
     }
     Ok(Json(Value::Array(out)))
-}
-
-fn dir_size(path: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else if meta.is_file() {
-                total += meta.len();
-            }
-        }
-    }
-    total
 }
 
 pub async fn prune(State(daemon): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
@@ -663,7 +644,7 @@ pub async fn prune(State(daemon): State<AppState>, params: Params) -> ApiResult<
                 continue;
             }
         }
-        let size = dir_size(&container.dir.join("upper"));
+        let size = berth_store::fsutil::tree_size(&container.dir.join("upper"));
         if daemon.runtime.remove(&record.id, false).await.is_ok() {
             deleted.push(record.id);
             reclaimed += size;

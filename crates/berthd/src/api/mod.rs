@@ -58,6 +58,7 @@ pub fn router(daemon: AppState) -> Router {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/events", get(system::events))
+        .route("/system/df", get(system::disk_usage))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))

@@ -329,3 +329,83 @@ mod tests {
         assert!(parse_time("yesterday", "since").is_err());
     }
 }
+
+/// `GET /system/df`: what images, containers and volumes take on disk.
+pub async fn disk_usage(State(daemon): State<AppState>) -> Json<Value> {
+    let runtime = daemon.runtime.clone();
+    let images = daemon.images.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let containers: Vec<_> = runtime.containers.all().iter().map(|c| (c.record(), c.state(), c.dir.clone())).collect();
+        let mut layer_total = 0u64;
+        let mut seen = std::collections::HashSet::new();
+        let mut image_docs = Vec::new();
+        for view in images.list() {
+            let image = &view.image;
+            if let Ok(layers) = images.image_layers(image) {
+                for l in layers {
+                    if seen.insert(l.chain_id.clone()) {
+                        layer_total += l.size;
+                    }
+                }
+            }
+            let users = containers.iter().filter(|(r, _, _)| r.image == image.id.as_str()).count();
+            image_docs.push(json!({
+                "Id": image.id,
+                "ParentId": image.record.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+                "RepoTags": view.tags.iter().map(|t| t.familiar()).collect::<Vec<_>>(),
+                "RepoDigests": image.record.repo_digests,
+                "Created": image.created().map(|t| t.timestamp()).unwrap_or(0),
+                "Size": image.record.size,
+                "SharedSize": 0,
+                "Labels": image.config.config.labels.clone().unwrap_or_default(),
+                "Containers": users,
+            }));
+        }
+        let mut container_docs = Vec::new();
+        for (record, state, dir) in &containers {
+            let rw = berth_store::fsutil::tree_size(&dir.join("upper"));
+            container_docs.push(json!({
+                "Id": record.id,
+                "Names": [format!("/{}", record.name)],
+                "Image": record.image_name,
+                "ImageID": record.image,
+                "Command": record.command_line(),
+                "Created": chrono::DateTime::parse_from_rfc3339(&record.created).map(|t| t.timestamp()).unwrap_or(0),
+                "State": state.status.as_str(),
+                "Status": state.status.as_str(),
+                "SizeRw": rw,
+                "SizeRootFs": rw,
+                "Labels": record.labels(),
+                "Mounts": [],
+            }));
+        }
+        let volumes = runtime.volumes();
+        let volume_docs: Vec<Value> = volumes
+            .list()
+            .unwrap_or_default()
+            .iter()
+            .map(|v| {
+                json!({
+                    "Name": v.name,
+                    "Driver": v.driver,
+                    "Mountpoint": volumes.data_path(&v.name),
+                    "CreatedAt": v.created_at,
+                    "Labels": v.labels,
+                    "Scope": "local",
+                    "Options": null,
+                    "UsageData": {"Size": volumes.size(&v.name), "RefCount": runtime.volume_users(&v.name).len()},
+                })
+            })
+            .collect();
+        json!({
+            "LayersSize": layer_total,
+            "Images": image_docs,
+            "Containers": container_docs,
+            "Volumes": volume_docs,
+            "BuildCache": [],
+        })
+    })
+    .await
+    .unwrap_or_else(|e| json!({"message": e.to_string()}));
+    Json(result)
+}
