@@ -620,12 +620,20 @@ impl Runtime {
             }
         }
         if let Err(e) = client.call(Request::Start).await {
-            let _ = client
+            // If the shim cannot be reached, killing the created process directly still
+            // makes it notice the exit, clean up and leave.
+            if client
                 .call(Request::Kill {
                     signal: libc::SIGKILL,
                     all: true,
                 })
-                .await;
+                .await
+                .is_err()
+                && pid > 0
+            {
+                // SAFETY: kill(2) with plain integers; pid is the process the shim created.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
             return Err(e);
         }
         Ok((pid, shim_pid))
