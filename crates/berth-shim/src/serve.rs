@@ -22,6 +22,9 @@ const MAX_CLIENT_BACKLOG: usize = 8 * 1024 * 1024;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// After the exit is recorded, how long to keep flushing to clients before leaving.
 const LINGER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a shim waits for its Start before giving up (berthd sends it at once; only
+/// a daemon that died in between leaves a shim waiting).
+const UNSTARTED_TIMEOUT: Duration = Duration::from_secs(120);
 const CTRL_P: u8 = 0x10;
 const CTRL_Q: u8 = 0x11;
 
@@ -122,7 +125,19 @@ impl Shim {
     }
 
     pub fn run(mut self) {
+        let created = Instant::now();
         loop {
+            // Nothing runs until Start; if berthd never sends it (it died, or gave up),
+            // there is nothing to wait for.
+            if !self.started && created.elapsed() > UNSTARTED_TIMEOUT {
+                if self.mode == Mode::Init {
+                    // A created container nobody will start: take it down with us.
+                    let _ = self.process.kill(libc::SIGKILL, false);
+                    let _ = sys::try_wait(self.process.pid());
+                    self.process.cleanup();
+                }
+                break;
+            }
             if let Some(at) = self.finalized_at {
                 let flushed = self.clients.iter().all(|c| c.outbuf.is_empty() || c.dead);
                 if flushed || at.elapsed() > LINGER_TIMEOUT {
