@@ -81,6 +81,21 @@ fn cpu_stats(id: &str) -> Value {
     })
 }
 
+/// A cgroup file of `name value` lines (memory.stat) as a JSON map.
+fn counters(path: &Path) -> serde_json::Map<String, Value> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter_map(|(k, v)| {
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .map(|v| (k.to_string(), json!(v)))
+        })
+        .collect()
+}
+
 fn memory_stats(id: &str) -> Value {
     let host_total = fs::read_to_string("/proc/meminfo")
         .ok()
@@ -99,33 +114,13 @@ fn memory_stats(id: &str) -> Value {
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
             .unwrap_or(host_total);
-        let text = fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
-        let stats: serde_json::Map<String, Value> = text
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .filter_map(|(k, v)| {
-                v.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .map(|v| (k.to_string(), json!(v)))
-            })
-            .collect();
+        let stats = counters(&dir.join("memory.stat"));
         json!({"usage": usage, "limit": limit.min(host_total.max(1)), "stats": stats})
     } else {
         let dir = cgroup("memory", id);
         let usage = read_u64(&dir.join("memory.usage_in_bytes")).unwrap_or(0);
         let limit = read_u64(&dir.join("memory.limit_in_bytes")).unwrap_or(host_total);
-        let text = fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
-        let stats: serde_json::Map<String, Value> = text
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .filter_map(|(k, v)| {
-                v.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .map(|v| (k.to_string(), json!(v)))
-            })
-            .collect();
+        let stats = counters(&dir.join("memory.stat"));
         json!({
             "usage": usage,
             "max_usage": read_u64(&dir.join("memory.max_usage_in_bytes")).unwrap_or(0),

@@ -114,18 +114,7 @@ impl Client {
             }
         };
         if response.status().is_client_error() || response.status().is_server_error() {
-            let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
-            let message = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_string))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
-            return Err(ClientError::Daemon { status, message });
+            return Err(daemon_error(response).await);
         }
         Ok(response)
     }

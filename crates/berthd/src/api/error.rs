@@ -48,27 +48,34 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<berth_store::Error> for ApiError {
-    fn from(e: berth_store::Error) -> Self {
-        let status = match e.kind() {
+impl ApiError {
+    /// Docker's status for a class of error (moby's `httpstatus.FromError`).
+    pub fn from_kind(kind: ErrorKind, message: String) -> Self {
+        let status = match kind {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError::new(status, e.to_string())
+        ApiError::new(status, message)
+    }
+}
+
+impl From<berth_store::Error> for ApiError {
+    fn from(e: berth_store::Error) -> Self {
+        ApiError::from_kind(e.kind(), e.to_string())
     }
 }
 
 impl From<berth_runtime::Error> for ApiError {
     fn from(e: berth_runtime::Error) -> Self {
-        let status = match e.kind() {
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, e.to_string())
+        ApiError::from_kind(e.kind(), e.to_string())
+    }
+}
+
+impl From<berth_volume::Error> for ApiError {
+    fn from(e: berth_volume::Error) -> Self {
+        ApiError::from_kind(e.kind(), e.to_string())
     }
 }
 

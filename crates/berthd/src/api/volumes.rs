@@ -14,19 +14,6 @@ use super::filters::Filters;
 use super::params::Params;
 use super::AppState;
 
-impl From<berth_volume::Error> for ApiError {
-    fn from(e: berth_volume::Error) -> Self {
-        use berth_store::ErrorKind;
-        let status = match e.kind() {
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, e.to_string())
-    }
-}
-
 fn volume_json(daemon: &AppState, v: &Volume) -> Value {
     json!({
         "CreatedAt": v.created_at,
