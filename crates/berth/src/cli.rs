@@ -41,6 +41,9 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// List images
     Images(ImageLsArgs),
     /// Return low-level information on objects
@@ -208,6 +211,26 @@ pub enum VolumeCommand {
     Rm(VolumeRmArgs),
     /// Remove unused local volumes
     Prune(VolumePruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Connect a container to a network
+    Connect(NetworkConnectArgs),
+    /// Create a network
+    Create(NetworkCreateArgs),
+    /// Disconnect a container from a network
+    Disconnect(NetworkDisconnectArgs),
+    /// Display detailed information on one or more networks
+    Inspect(NetworkInspectArgs),
+    /// List networks
+    #[command(visible_alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Remove all unused networks
+    Prune(NetworkPruneArgs),
+    /// Remove one or more networks
+    #[command(visible_alias = "remove")]
+    Rm(NetworkRmArgs),
 }
 
 #[derive(Debug, Args)]
@@ -1018,6 +1041,161 @@ pub struct VolumePruneArgs {
     pub force: bool,
 }
 
+/// `network create`. Addresses are kept as typed; `commands::network` checks them
+/// after clap, so malformed ones get docker's wording (and exit status 125).
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// Enable manual container attachment
+    #[arg(long)]
+    pub attachable: bool,
+    /// Auxiliary IPv4 or IPv6 addresses used by Network driver
+    #[arg(long = "aux-address", value_name = "map")]
+    pub aux_address: Vec<String>,
+    /// The network from which to copy the configuration
+    #[arg(long = "config-from", value_name = "string")]
+    pub config_from: Option<String>,
+    /// Create a configuration only network
+    #[arg(long = "config-only")]
+    pub config_only: bool,
+    /// Driver to manage the Network
+    #[arg(short = 'd', long, value_name = "string", default_value = "bridge")]
+    pub driver: String,
+    /// IPv4 or IPv6 Gateway for the master subnet
+    #[arg(long, value_name = "ipSlice", value_delimiter = ',')]
+    pub gateway: Vec<String>,
+    /// Create swarm routing-mesh network
+    #[arg(long)]
+    pub ingress: bool,
+    /// Restrict external access to the network
+    #[arg(long)]
+    pub internal: bool,
+    /// Allocate container ip from a sub-range
+    #[arg(long = "ip-range", value_name = "ipNetSlice", value_delimiter = ',')]
+    pub ip_range: Vec<String>,
+    /// IP Address Management Driver
+    #[arg(long = "ipam-driver", value_name = "string", default_value = "default")]
+    pub ipam_driver: String,
+    /// Set IPAM driver specific options
+    #[arg(long = "ipam-opt", value_name = "map")]
+    pub ipam_opt: Vec<String>,
+    /// Enable or disable IPv4 address assignment (default true)
+    #[arg(long, value_name = "bool", action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub ipv4: Option<bool>,
+    /// Enable or disable IPv6 address assignment
+    #[arg(long, value_name = "bool", action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub ipv6: Option<bool>,
+    /// Set metadata on a network
+    #[arg(long, value_name = "list")]
+    pub label: Vec<String>,
+    /// Set driver specific options
+    #[arg(short = 'o', long, value_name = "map")]
+    pub opt: Vec<String>,
+    /// Control the network's scope
+    #[arg(long, value_name = "string")]
+    pub scope: Option<String>,
+    /// Subnet in CIDR format that represents a network segment
+    #[arg(long, value_name = "stringSlice", value_delimiter = ',')]
+    pub subnet: Vec<String>,
+    #[arg(value_name = "NETWORK")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkLsArgs {
+    /// Provide filter values (e.g. "driver=bridge")
+    #[arg(short = 'f', long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Do not truncate the output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Only display network IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkInspectArgs {
+    /// Format output using a custom template
+    #[arg(short = 'f', long, value_name = "string")]
+    pub format: Option<String>,
+    /// Verbose output for diagnostics
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    #[arg(required = true, value_name = "NETWORK")]
+    pub names: Vec<String>,
+}
+
+/// `network connect`. Addresses are kept as typed and checked after clap, as for
+/// `network create`.
+#[derive(Debug, Args)]
+pub struct NetworkConnectArgs {
+    /// Add network-scoped alias for the container
+    #[arg(long, value_name = "stringSlice", value_delimiter = ',')]
+    pub alias: Vec<String>,
+    /// driver options for the network
+    #[arg(long = "driver-opt", value_name = "stringSlice", value_delimiter = ',')]
+    pub driver_opt: Vec<String>,
+    /// Highest gw-priority provides the default gateway. Accepts positive and negative
+    /// values.
+    #[arg(
+        long = "gw-priority",
+        value_name = "int",
+        allow_negative_numbers = true
+    )]
+    pub gw_priority: Option<String>,
+    /// IPv4 address (e.g., "172.30.100.104")
+    #[arg(long, value_name = "ip")]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., "2001:db8::33")
+    #[arg(long, value_name = "ip")]
+    pub ip6: Option<String>,
+    /// Add link to another container
+    #[arg(long, value_name = "list")]
+    pub link: Vec<String>,
+    /// Add a link-local address for the container
+    #[arg(long = "link-local-ip", value_name = "ipSlice", value_delimiter = ',')]
+    pub link_local_ip: Vec<String>,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkDisconnectArgs {
+    /// Force the container to disconnect from a network
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkRmArgs {
+    /// Do not error if the network does not exist
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "NETWORK")]
+    pub networks: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkPruneArgs {
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -1135,6 +1313,113 @@ mod tests {
         assert!(Cli::try_parse_from(["berth", "volume", "inspect"]).is_err());
         assert!(Cli::try_parse_from(["berth", "volume", "rm"]).is_err());
         assert!(Cli::try_parse_from(["berth", "volume", "create", "a", "b"]).is_err());
+    }
+
+    #[test]
+    fn network_commands() {
+        let Some(Command::Network(NetworkCommand::Create(create))) = parse(&[
+            "network",
+            "create",
+            "--subnet",
+            "10.1.0.0/16,10.2.0.0/16",
+            "--gateway=10.1.0.254",
+            "--ip-range",
+            "10.1.5.0/24",
+            "--ipv6",
+            "-o",
+            "mtu=1400",
+            "--label",
+            "x=1",
+            "net1",
+        ])
+        .command
+        else {
+            panic!("not network create");
+        };
+        assert_eq!(create.driver, "bridge");
+        assert_eq!(create.ipam_driver, "default");
+        assert_eq!(create.subnet, ["10.1.0.0/16", "10.2.0.0/16"]);
+        assert_eq!(create.gateway, ["10.1.0.254"]);
+        assert_eq!(create.ip_range, ["10.1.5.0/24"]);
+        assert_eq!((create.ipv4, create.ipv6), (None, Some(true)));
+        assert_eq!(create.opt, ["mtu=1400"]);
+        assert_eq!(create.name, "net1");
+        let Some(Command::Network(NetworkCommand::Create(create))) =
+            parse(&["network", "create", "-d", "macvlan", "--ipv6=false", "n"]).command
+        else {
+            panic!("not network create");
+        };
+        assert_eq!(
+            (create.driver.as_str(), create.ipv6),
+            ("macvlan", Some(false))
+        );
+        assert!(matches!(
+            parse(&["network", "list", "-q", "--no-trunc", "-f", "driver=bridge"]).command,
+            Some(Command::Network(NetworkCommand::Ls(NetworkLsArgs {
+                quiet: true,
+                no_trunc: true,
+                ..
+            })))
+        ));
+        assert!(matches!(
+            parse(&["network", "inspect", "-v", "-f", "{{.Id}}", "a", "b"]).command,
+            Some(Command::Network(NetworkCommand::Inspect(
+                NetworkInspectArgs { verbose: true, .. }
+            )))
+        ));
+        let Some(Command::Network(NetworkCommand::Connect(connect))) = parse(&[
+            "network",
+            "connect",
+            "--alias",
+            "db,mysql",
+            "--alias",
+            "x",
+            "--ip",
+            "10.1.0.9",
+            "--gw-priority",
+            "-5",
+            "net1",
+            "c1",
+        ])
+        .command
+        else {
+            panic!("not network connect");
+        };
+        assert_eq!(connect.alias, ["db", "mysql", "x"]);
+        assert_eq!(connect.gw_priority.as_deref(), Some("-5"));
+        assert_eq!(
+            (connect.network.as_str(), connect.container.as_str()),
+            ("net1", "c1")
+        );
+        assert!(matches!(
+            parse(&["network", "disconnect", "-f", "n", "c"]).command,
+            Some(Command::Network(NetworkCommand::Disconnect(
+                NetworkDisconnectArgs { force: true, .. }
+            )))
+        ));
+        assert!(matches!(
+            parse(&["network", "remove", "-f", "a", "b"]).command,
+            Some(Command::Network(NetworkCommand::Rm(NetworkRmArgs {
+                force: true,
+                ..
+            })))
+        ));
+        assert!(matches!(
+            parse(&["network", "prune", "-f", "--filter", "until=24h"]).command,
+            Some(Command::Network(NetworkCommand::Prune(NetworkPruneArgs {
+                force: true,
+                ..
+            })))
+        ));
+        assert!(matches!(
+            parse(&["container", "port", "web", "80/tcp"]).command,
+            Some(Command::Container(ContainerCommand::Port(_)))
+        ));
+        assert!(Cli::try_parse_from(["berth", "network", "create"]).is_err());
+        assert!(Cli::try_parse_from(["berth", "network", "create", "a", "b"]).is_err());
+        assert!(Cli::try_parse_from(["berth", "network", "rm"]).is_err());
+        assert!(Cli::try_parse_from(["berth", "network", "connect", "n"]).is_err());
+        assert!(Cli::try_parse_from(["berth", "network", "ls", "x"]).is_err());
     }
 
     #[test]

@@ -268,6 +268,29 @@ pub fn filters_json(filters: &[String]) -> std::result::Result<String, String> {
     })
 }
 
+/// Encodes `key=value` filters as docker's CLI sends them (`filters.ToJSON`):
+/// `{"key":{"value":true}}`, each value once; nothing at all when there are none, so
+/// the parameter is left out.
+pub fn filter_args_json(filters: &[String]) -> std::result::Result<String, String> {
+    let mut map: serde_json::Map<String, Value> = serde_json::Map::new();
+    for f in filters {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| format!("bad format of filter (expected name=value): {f}"))?;
+        if let Value::Object(values) = map
+            .entry(k.to_string())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()))
+        {
+            values.insert(v.to_string(), Value::Bool(true));
+        }
+    }
+    Ok(if map.is_empty() {
+        String::new()
+    } else {
+        Value::Object(map).to_string()
+    })
+}
+
 /// Percent-encodes a path segment (image names contain `/` and `:`, which stay).
 pub fn path_segment(s: &str) -> String {
     s.bytes()
@@ -380,4 +403,32 @@ pub async fn daemon_error(response: Response<Incoming>) -> ClientError {
         .and_then(|v| v["message"].as_str().map(str::to_string))
         .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
     ClientError::Daemon { status, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_args_like_docker() {
+        let filters = [
+            "driver=bridge".to_string(),
+            "label=a=b".into(),
+            "driver=macvlan".into(),
+            "driver=bridge".into(),
+        ];
+        assert_eq!(
+            filter_args_json(&filters).unwrap(),
+            r#"{"driver":{"bridge":true,"macvlan":true},"label":{"a=b":true}}"#
+        );
+        assert_eq!(filter_args_json(&[]).unwrap(), "");
+        assert!(filter_args_json(&["nope".into()]).is_err());
+        assert_eq!(
+            with_query(
+                "/networks",
+                &[("filters", filter_args_json(&["name=x".into()]).unwrap())]
+            ),
+            "/networks?filters=%7B%22name%22%3A%7B%22x%22%3Atrue%7D%7D"
+        );
+    }
 }

@@ -1,14 +1,17 @@
 //! One module per command group; each function is one command.
 
+mod common;
 mod container;
 mod image;
+mod network;
 mod system;
 mod volume;
 
 use anyhow::Result;
 
 use crate::cli::{
-    Cli, Command, ContainerCommand as C, ImageCommand, SystemCommand, VolumeCommand as V,
+    Cli, Command, ContainerCommand as C, ImageCommand, NetworkCommand as N, SystemCommand,
+    VolumeCommand as V,
 };
 use crate::client::Client;
 
@@ -125,6 +128,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Volume(V::Inspect(args)) => volume::inspect(&client, args).await,
         Command::Volume(V::Rm(args)) => volume::remove(&client, args).await,
         Command::Volume(V::Prune(args)) => volume::prune(&client, args).await,
+        Command::Network(N::Create(args)) => network::create(&client, args).await,
+        Command::Network(N::Ls(args)) => network::list(&client, args).await,
+        Command::Network(N::Inspect(args)) => network::inspect(&client, args).await,
+        Command::Network(N::Connect(args)) => network::connect(&client, args).await,
+        Command::Network(N::Disconnect(args)) => network::disconnect(&client, args).await,
+        Command::Network(N::Rm(args)) => network::remove(&client, args).await,
+        Command::Network(N::Prune(args)) => network::prune(&client, args).await,
     }
 }
 

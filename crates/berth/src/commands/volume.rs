@@ -1,19 +1,18 @@
 //! `volume` commands: create, ls, inspect, rm, prune, with docker's output, error
 //! wording and exit statuses (its cli/command/volume).
 
-use std::cmp::Ordering;
-use std::fmt::Display;
-
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
+use super::common::{
+    fail, flag_error, natural_cmp, parse_filters, parse_labels, parse_opts, str_of,
+    uses_label_method, InspectFormat,
+};
 use crate::cli::{
     VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs,
 };
 use crate::client::{filters_json, path_segment, with_query, Client};
-use crate::output::{pretty_json, print_rows};
-use crate::template::Template;
-use crate::ExitStatus;
+use crate::output::print_rows;
 
 /// docker's `defaultVolumeTableFormat`.
 const LS_TABLE: &str = "table {{.Driver}}\t{{.Name}}";
@@ -31,142 +30,6 @@ const VOLUME_HEADERS: &[(&str, &str)] = &[
     ("Links", "LINKS"),
     ("Size", "SIZE"),
 ];
-
-/// Prints `message` to stderr as it stands and ends with `status`.
-fn fail(status: u8, message: impl Display) -> anyhow::Error {
-    eprintln!("{message}");
-    ExitStatus(status).into()
-}
-
-/// A flag value refused before any request, worded as pflag does (exit status 125).
-fn flag_error(command: &str, error: &FlagError) -> anyhow::Error {
-    fail(
-        125,
-        format!(
-            "invalid argument \"{}\" for \"{}\" flag: {}\nSee 'berth volume {command} --help'.",
-            error.value, error.flag, error.message
-        ),
-    )
-}
-
-/// A malformed flag value: which flag, what was typed, and why it is refused.
-#[derive(Debug, PartialEq, Eq)]
-struct FlagError {
-    flag: &'static str,
-    value: String,
-    message: String,
-}
-
-/// `--label k=v` / `--label k` into the `Labels` map: docker's `ValidateLabel` (a
-/// non-empty name, the value optional) then `ConvertKVStringsToMap`.
-fn parse_labels(values: &[String]) -> std::result::Result<Map<String, Value>, FlagError> {
-    let mut map = Map::new();
-    for value in values {
-        let (key, val) = value.split_once('=').unwrap_or((value.as_str(), ""));
-        let key = key.trim();
-        if key.is_empty() {
-            return Err(FlagError {
-                flag: "--label",
-                value: value.clone(),
-                message: format!("invalid label '{value}': empty name"),
-            });
-        }
-        map.insert(key.to_string(), Value::String(val.to_string()));
-    }
-    Ok(map)
-}
-
-/// `-o k=v` into the `DriverOpts` map: docker's `MapOpts` (split at the first `=`,
-/// a bare key gets an empty value, later values win).
-fn parse_opts(values: &[String]) -> Map<String, Value> {
-    let mut map = Map::new();
-    for value in values {
-        let (key, val) = value.split_once('=').unwrap_or((value.as_str(), ""));
-        map.insert(key.to_string(), Value::String(val.to_string()));
-    }
-    map
-}
-
-/// docker's `FilterOpt`: `key=value` with the key trimmed and lower-cased and the
-/// value trimmed; empty values are ignored.
-fn parse_filters(
-    values: &[String],
-    flag: &'static str,
-) -> std::result::Result<Vec<String>, FlagError> {
-    let mut out = Vec::new();
-    for value in values.iter().filter(|v| !v.is_empty()) {
-        let Some((key, val)) = value.split_once('=') else {
-            return Err(FlagError {
-                flag,
-                value: value.clone(),
-                message: "bad format of filter (expected name=value)".into(),
-            });
-        };
-        out.push(format!("{}={}", key.trim().to_lowercase(), val.trim()));
-    }
-    Ok(out)
-}
-
-/// `sortorder.NaturalLess`, which docker sorts volume names with: digit runs compare
-/// by value (then by fewer leading zeros), and digits sort before other bytes.
-fn natural_cmp(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        let (x, y) = (a[i], b[j]);
-        match (x.is_ascii_digit(), y.is_ascii_digit()) {
-            (true, false) => return Ordering::Less,
-            (false, true) => return Ordering::Greater,
-            (false, false) => {
-                if x != y {
-                    return x.cmp(&y);
-                }
-                i += 1;
-                j += 1;
-            }
-            (true, true) => {
-                while i < a.len() && a[i] == b'0' {
-                    i += 1;
-                }
-                while j < b.len() && b[j] == b'0' {
-                    j += 1;
-                }
-                let (start_a, start_b) = (i, j);
-                while i < a.len() && a[i].is_ascii_digit() {
-                    i += 1;
-                }
-                while j < b.len() && b[j].is_ascii_digit() {
-                    j += 1;
-                }
-                let (na, nb) = (&a[start_a..i], &b[start_b..j]);
-                let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
-                if ord != Ordering::Equal {
-                    return ord;
-                }
-                if start_a != start_b {
-                    return start_a.cmp(&start_b);
-                }
-            }
-        }
-    }
-    // Identical so far: the one that ends first sorts first.
-    a.len().cmp(&b.len())
-}
-
-/// Whether a format calls `.Label` with an argument (`{{.Label "k"}}`), which the
-/// template engine answers from the `Labels` map rather than docker's string.
-fn uses_label_method(format: &str) -> bool {
-    format.match_indices(".Label").any(|(i, m)| {
-        format[i + m.len()..]
-            .chars()
-            .next()
-            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
-    })
-}
-
-fn str_of(v: &Value) -> &str {
-    v.as_str().unwrap_or("")
-}
 
 /// One `volume ls` row: the fields docker's volume context offers, keys in the order
 /// Go's JSON encoder prints them, plus `CreatedAt` for templates.
@@ -238,7 +101,7 @@ pub async fn create(client: &Client, args: VolumeCreateArgs) -> Result<()> {
         }
         name = positional.clone();
     }
-    let labels = parse_labels(&args.label).map_err(|e| flag_error("create", &e))?;
+    let labels = parse_labels(&args.label).map_err(|e| flag_error("volume create", &e))?;
     let body = json!({
         "Name": name,
         "Driver": args.driver,
@@ -251,7 +114,8 @@ pub async fn create(client: &Client, args: VolumeCreateArgs) -> Result<()> {
 }
 
 pub async fn list(client: &Client, args: VolumeLsArgs) -> Result<()> {
-    let filters = parse_filters(&args.filter, "-f, --filter").map_err(|e| flag_error("ls", &e))?;
+    let filters =
+        parse_filters(&args.filter, "-f, --filter").map_err(|e| flag_error("volume ls", &e))?;
     let filters = filters_json(&filters).map_err(|e| fail(1, e))?;
     let response = client
         .get_json(&with_query("/volumes", &[("filters", filters)]))
@@ -279,12 +143,8 @@ pub async fn list(client: &Client, args: VolumeLsArgs) -> Result<()> {
 }
 
 pub async fn inspect(client: &Client, args: VolumeInspectArgs) -> Result<()> {
-    let format = args.format.as_deref().filter(|f| !f.is_empty());
-    // A bad template fails before any request, with docker's status 64.
-    let template = match format {
-        Some(f) if f != "json" => Some(Template::parse(f).map_err(|e| fail(64, e))?),
-        _ => None,
-    };
+    // A bad template fails before any request.
+    let format = InspectFormat::parse(args.format.as_deref())?;
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for name in &args.names {
@@ -296,37 +156,7 @@ pub async fn inspect(client: &Client, args: VolumeInspectArgs) -> Result<()> {
             Err(e) => errors.push(e.to_string()),
         }
     }
-    let mut out = String::new();
-    match (&template, format) {
-        (Some(template), _) => {
-            for doc in &found {
-                match template.render(doc) {
-                    Ok(text) => {
-                        out.push_str(&text);
-                        out.push('\n');
-                    }
-                    Err(e) => errors.push(format!("template parsing error: {e}")),
-                }
-            }
-            if out.is_empty() {
-                out.push('\n');
-            }
-        }
-        (None, Some("json")) => {
-            out.push_str(&Value::Array(found).to_string());
-            out.push('\n');
-        }
-        (None, _) => {
-            out.push_str(&pretty_json(&Value::Array(found)));
-            out.push('\n');
-        }
-    }
-    print!("{out}");
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(fail(1, errors.join("\n")))
-    }
+    format.finish(found, errors)
 }
 
 pub async fn remove(client: &Client, args: VolumeRmArgs) -> Result<()> {
@@ -357,7 +187,7 @@ pub async fn remove(client: &Client, args: VolumeRmArgs) -> Result<()> {
 
 pub async fn prune(client: &Client, args: VolumePruneArgs) -> Result<()> {
     let mut filters =
-        parse_filters(&args.filter, "--filter").map_err(|e| flag_error("prune", &e))?;
+        parse_filters(&args.filter, "--filter").map_err(|e| flag_error("volume prune", &e))?;
     let warning = if args.all {
         if filters.iter().any(|f| f.starts_with("all=")) {
             return Err(fail(
@@ -406,61 +236,6 @@ pub async fn prune(client: &Client, args: VolumePruneArgs) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn labels_like_docker() {
-        let map = parse_labels(&strings(&["a=b", "c", "d=e=f", " g =h", "a=z"])).unwrap();
-        assert_eq!(
-            Value::Object(map),
-            json!({"a": "z", "c": "", "d": "e=f", "g": "h"})
-        );
-        assert_eq!(
-            parse_labels(&strings(&["=x"])).unwrap_err(),
-            FlagError {
-                flag: "--label",
-                value: "=x".into(),
-                message: "invalid label '=x': empty name".into(),
-            }
-        );
-        assert!(parse_labels(&[]).unwrap().is_empty());
-    }
-
-    #[test]
-    fn driver_opts_like_docker() {
-        let map = parse_opts(&strings(&["type=tmpfs", "o=size=100m,uid=1000", "flag"]));
-        assert_eq!(
-            Value::Object(map),
-            json!({"type": "tmpfs", "o": "size=100m,uid=1000", "flag": ""})
-        );
-    }
-
-    #[test]
-    fn filters_like_docker() {
-        assert_eq!(
-            parse_filters(&strings(&["Dangling = true", "", "label!=a=b"]), "--filter").unwrap(),
-            ["dangling=true", "label!=a=b"]
-        );
-        let err = parse_filters(&strings(&["nope"]), "-f, --filter").unwrap_err();
-        assert_eq!(err.message, "bad format of filter (expected name=value)");
-        assert_eq!(err.flag, "-f, --filter");
-    }
-
-    #[test]
-    fn natural_order_like_sortorder() {
-        let mut v = vec![
-            "vol10", "vol2", "b", "Vol", "vol02", "a1", "a", "1x", "vol1",
-        ];
-        v.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(
-            v,
-            ["1x", "Vol", "a", "a1", "b", "vol1", "vol2", "vol02", "vol10"]
-        );
-        assert_eq!(natural_cmp("x", "x"), Ordering::Equal);
-    }
-
     #[test]
     fn rows_like_docker() {
         let v = json!({
@@ -485,8 +260,6 @@ mod tests {
         assert_eq!(ls_format(Some(""), true), LS_QUIET);
         assert_eq!(ls_format(Some("table"), true), LS_QUIET);
         assert_eq!(ls_format(Some("{{.Mountpoint}}"), true), "{{.Mountpoint}}");
-        assert!(uses_label_method("{{.Label \"x\"}}"));
-        assert!(!uses_label_method("{{.Labels}}"));
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub use list::{ps, stats};
 pub use logs::logs;
 pub use run::{attach, create, run, start};
 
+use super::common::natural_cmp;
 use crate::cli::{
     CommitArgs, ContainerArg, ContainerInspectArgs, ContainerPruneArgs, ContainersArgs, ExportArgs,
     InspectArgs, KillArgs, PortArgs, RenameArgs, RmArgs, StopArgs, TopArgs,
@@ -280,39 +281,13 @@ pub(crate) fn join_host_port(host: &str, port: &str) -> String {
     }
 }
 
-/// Natural order ("80/tcp" before "443/tcp"), as docker sorts `port` output.
-fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
-    loop {
-        match (a.first(), b.first()) {
-            (None, None) => return std::cmp::Ordering::Equal,
-            (None, Some(_)) => return std::cmp::Ordering::Less,
-            (Some(_), None) => return std::cmp::Ordering::Greater,
-            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
-                let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
-                let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
-                let na = std::str::from_utf8(&a[..da])
-                    .unwrap_or("0")
-                    .trim_start_matches('0');
-                let nb = std::str::from_utf8(&b[..db])
-                    .unwrap_or("0")
-                    .trim_start_matches('0');
-                let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
-                if ord != std::cmp::Ordering::Equal {
-                    return ord;
-                }
-                a = &a[da..];
-                b = &b[db..];
-            }
-            (Some(x), Some(y)) => {
-                if x != y {
-                    return x.cmp(y);
-                }
-                a = &a[1..];
-                b = &b[1..];
-            }
-        }
+/// Go's `strconv.ParseUint(s, 10, 16)`, which `docker port` checks a private port
+/// with: ASCII digits only (no sign), at most 65535; the error is Go's reason.
+fn parse_uint16(s: &str) -> Result<u16, &'static str> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("invalid syntax");
     }
+    s.parse::<u16>().map_err(|_| "value out of range")
 }
 
 /// The lines `docker port` prints for a container's `NetworkSettings.Ports`.
@@ -322,9 +297,10 @@ fn port_lines(ports: &Value, container: &str, wanted: Option<&str>) -> Result<Ve
         Some(wanted) => {
             let (port, proto) = wanted.split_once('/').unwrap_or((wanted, ""));
             let proto = if proto.is_empty() { "tcp" } else { proto };
-            if port.parse::<u16>().is_err() {
+            if let Err(reason) = parse_uint16(port) {
                 return Err(format!(
-                    "Error: invalid port ({port}): strconv.ParseUint: parsing \"{port}\": invalid syntax"
+                    "Error: invalid port ({port}): strconv.ParseUint: parsing {}: {reason}",
+                    list::go_quote(port)
                 ));
             }
             let frontends = ports[format!("{port}/{proto}")]
@@ -603,16 +579,40 @@ mod tests {
             port_lines(&ports, "web", Some("9/udp")).unwrap_err(),
             "Error: No public port '9/udp' published for web"
         );
-        assert!(port_lines(&ports, "web", Some("x"))
-            .unwrap_err()
-            .contains("invalid port (x)"));
+        assert_eq!(
+            port_lines(&ports, "web", Some("81/tcp")).unwrap_err(),
+            "Error: No public port '81/tcp' published for web"
+        );
+        assert_eq!(
+            port_lines(&ports, "web", Some("x")).unwrap_err(),
+            "Error: invalid port (x): strconv.ParseUint: parsing \"x\": invalid syntax"
+        );
+        assert_eq!(
+            port_lines(&ports, "web", Some("70000/udp")).unwrap_err(),
+            "Error: invalid port (70000): strconv.ParseUint: parsing \"70000\": value out of range"
+        );
+        // An empty host IP prints as docker's `:8080`; no published ports, no lines.
+        assert_eq!(
+            port_lines(
+                &json!({"53/udp": [{"HostIp": "", "HostPort": "53"}]}),
+                "dns",
+                None
+            )
+            .unwrap(),
+            ["53/udp -> :53"]
+        );
+        assert!(port_lines(&Value::Null, "web", None).unwrap().is_empty());
     }
 
     #[test]
-    fn natural_order() {
-        let mut v = vec!["443/tcp", "80/tcp", "8080/tcp", "9/udp"];
-        v.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(v, ["9/udp", "80/tcp", "443/tcp", "8080/tcp"]);
+    fn private_ports_parse_like_go() {
+        assert_eq!(parse_uint16("80"), Ok(80));
+        assert_eq!(parse_uint16("0080"), Ok(80));
+        assert_eq!(parse_uint16("65535"), Ok(65535));
+        assert_eq!(parse_uint16("65536"), Err("value out of range"));
+        assert_eq!(parse_uint16("+80"), Err("invalid syntax"));
+        assert_eq!(parse_uint16(""), Err("invalid syntax"));
+        assert_eq!(parse_uint16("8_0"), Err("invalid syntax"));
     }
 
     #[test]
