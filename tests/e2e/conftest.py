@@ -1,6 +1,7 @@
 """End-to-end harness: a real berthd on a temporary data root and socket, driven by
 our CLI, the real docker CLI and docker-py. Everything a test creates is removed."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ BERTHD = TARGET / "berthd"
 BERTH = TARGET / "berth"
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+BRIDGES_MADE = set()
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -46,6 +48,10 @@ class Daemon:
         self.extra_args = list(extra_args)
         self.config = config
         self.proc = None
+        # Each data root gets its own default bridge, so that daemons never share one;
+        # a daemon started again on the same root finds the same one.
+        self.bridge = "bt" + hashlib.sha256(str(root).encode()).hexdigest()[:10]
+        BRIDGES_MADE.add(self.bridge)
 
     @property
     def host(self):
@@ -64,6 +70,7 @@ class Daemon:
             cfg = self.root / "daemon.json"
             cfg.write_text(json.dumps(self.config))
             args += ["--config-file", str(cfg)]
+        args += ["--bridge", self.bridge]
         args += self.extra_args
         self.root.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "ab")
@@ -149,10 +156,35 @@ def mounts_under(path: Path):
     return [line for line in text.splitlines() if str(path) in line]
 
 
+def iptables_rules_for(link):
+    """(table, rule) pairs of iptables rules that mention a link."""
+    found = []
+    for table in ("nat", "filter"):
+        out = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("-A ") and f" {link} " in f"{line} ":
+                found.append((table, line[3:]))
+    return found
+
+
+def remove_bridge(name):
+    for table, rule in iptables_rules_for(name):
+        subprocess.run(["iptables", "-w", "-t", table, "-D", *rule.split()], check=False)
+    subprocess.run(["ip", "link", "del", name], check=False, capture_output=True)
+
+
+def links():
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+
+
 @pytest.fixture
 def tmp_root():
     root = Path(tempfile.mkdtemp(prefix="berth-e2e-"))
     yield root
+    # Default bridges and their rules outlive berthd, as docker0 outlives dockerd.
+    while BRIDGES_MADE:
+        remove_bridge(BRIDGES_MADE.pop())
     for line in reversed(mounts_under(root)):
         subprocess.run(["umount", "-l", line.split()[4]], check=False)
     shutil.rmtree(root, ignore_errors=True)
@@ -166,6 +198,7 @@ def daemon(tmp_root):
     left = d.docker("ps", "-aq", check=False).out.split()
     if left:
         d.docker("rm", "-f", *left, check=False)
+    d.docker("network", "prune", "-f", check=False)
     code = d.stop()
     assert code == 0, f"berthd did not shut down cleanly ({code}):\n{d.read_log()}"
     assert not d.sock.exists(), "socket left behind after shutdown"

@@ -17,6 +17,8 @@ pub enum Error {
     InvalidArgument(String),
     #[error(transparent)]
     Store(#[from] berth_store::Error),
+    #[error(transparent)]
+    Network(#[from] berth_net::Error),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -39,6 +41,7 @@ impl Error {
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Store(e) => e.kind(),
+            Error::Network(e) => e.kind(),
             Error::Start(message)
                 if message.contains("executable file not found")
                     || message.contains("no such file or directory")

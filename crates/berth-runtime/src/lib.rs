@@ -16,6 +16,7 @@ pub mod manager;
 pub mod mounts;
 pub mod names;
 pub mod netns;
+pub mod network;
 pub mod record;
 pub mod rootfs;
 pub mod seccomp;
@@ -26,4 +27,4 @@ pub mod user;
 
 pub use error::{Error, Result};
 pub use manager::{Change, Exec, Runtime, RuntimeConfig, RuntimeEvent};
-pub use record::{Container, ContainerRecord, ContainerState, Status};
+pub use record::{Container, ContainerRecord, ContainerState, NetworkAttachment, Status};

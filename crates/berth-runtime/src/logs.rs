@@ -107,20 +107,60 @@ pub fn read_all(path: &Path, filter: &Filter) -> (Vec<Entry>, u64) {
     (entries, offset)
 }
 
-/// Reads complete lines appended to the current file since `offset`; follows a
-/// rotation by starting the new file from 0.
-pub fn read_new(path: &Path, offset: &mut u64, filter: &Filter) -> Vec<Entry> {
-    let Ok(mut f) = File::open(path) else {
-        return Vec::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if len < *offset {
-        *offset = 0; // rotated underneath us
+/// Follows the current log file. It holds the file open, so that lines written just
+/// before a container is removed (and its log unlinked) are still delivered, and
+/// moves to the new file when the log rotates.
+pub struct Follower {
+    path: PathBuf,
+    file: Option<File>,
+    offset: u64,
+}
+
+impl Follower {
+    /// Opens the current file; call before [`read_all`] so nothing can slip away.
+    pub fn open(path: &Path) -> Self {
+        Follower {
+            path: path.to_path_buf(),
+            file: File::open(path).ok(),
+            offset: 0,
+        }
     }
-    if f.seek(SeekFrom::Start(*offset)).is_err() {
+
+    /// Continues from `offset` (what [`read_all`] returned).
+    pub fn seek(&mut self, offset: u64) {
+        self.offset = offset;
+    }
+
+    /// Complete lines appended since the last call.
+    pub fn read_new(&mut self, filter: &Filter) -> Vec<Entry> {
+        use std::os::unix::fs::MetadataExt;
+        if self.file.is_none() {
+            self.file = File::open(&self.path).ok();
+            self.offset = 0;
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Vec::new();
+        };
+        let mut out = read_lines(file, &mut self.offset, filter);
+        let current = file.metadata().map(|m| m.ino()).ok();
+        let on_disk = std::fs::metadata(&self.path).map(|m| m.ino()).ok();
+        if on_disk.is_some() && on_disk != current {
+            // Rotated: the old file is read to its end above; start the new one.
+            self.file = File::open(&self.path).ok();
+            self.offset = 0;
+            if let Some(file) = self.file.as_mut() {
+                out.extend(read_lines(file, &mut self.offset, filter));
+            }
+        }
+        out
+    }
+}
+
+fn read_lines(file: &mut File, offset: &mut u64, filter: &Filter) -> Vec<Entry> {
+    if file.seek(SeekFrom::Start(*offset)).is_err() {
         return Vec::new();
     }
-    let mut reader = BufReader::new(f);
+    let mut reader = BufReader::new(file);
     let mut out = Vec::new();
     let mut line = String::new();
     while let Ok(n) = reader.read_line(&mut line) {
@@ -191,9 +231,21 @@ mod tests {
         );
         let framed = encode(&entries[0], false, false);
         assert_eq!(&framed[..8], &[1, 0, 0, 0, 0, 0, 0, 7]);
-        let mut offset = offset;
-        std::fs::write(&path, format!("{text}{{\"log\":\"more\\n\",\"stream\":\"stdout\",\"time\":\"2024-01-01T00:01:00Z\"}}\n")).unwrap();
-        let new = read_new(&path, &mut offset, &all);
+        let mut follower = Follower::open(&path);
+        follower.seek(offset);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(
+            &mut file,
+            b"{\"log\":\"more\\n\",\"stream\":\"stdout\",\"time\":\"2024-01-01T00:01:00Z\"}\n",
+        )
+        .unwrap();
+        // Removed with its container: what was written is still read.
+        std::fs::remove_file(&path).unwrap();
+        let new = follower.read_new(&all);
         assert_eq!(new.len(), 1);
+        assert_eq!(new[0].log, "more\n");
     }
 }

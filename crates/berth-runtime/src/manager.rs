@@ -14,9 +14,12 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::error::{Error, Result};
+use crate::network::{self, from_net};
+use crate::record::NetworkAttachment;
 use crate::record::{Container, ContainerRecord, ContainerSet, ContainerState, Status, ZERO_TIME};
 use crate::shim::{self, ShimClient};
 use crate::{mounts, names, netns, rootfs, spec, user};
+use berth_net::{Endpoint, Member, Networks, PublishedPort};
 use berth_volume::VolumeStore;
 
 /// A state change the daemon turns into a Docker event.
@@ -66,6 +69,7 @@ pub struct Runtime {
     config: RuntimeConfig,
     images: Arc<ImageStore>,
     volumes: Arc<VolumeStore>,
+    networks: Arc<Networks>,
     pub containers: ContainerSet,
     execs: Mutex<HashMap<String, Exec>>,
     changes: Mutex<HashMap<String, broadcast::Sender<Change>>>,
@@ -134,6 +138,7 @@ impl Runtime {
         config: RuntimeConfig,
         images: Arc<ImageStore>,
         volumes: Arc<VolumeStore>,
+        networks: Arc<Networks>,
         events: EventSink,
     ) -> Result<Self> {
         let containers = ContainerSet::load(&config.data_root.join("containers"))?;
@@ -142,6 +147,7 @@ impl Runtime {
             config,
             images,
             volumes,
+            networks,
             containers,
             execs: Mutex::new(HashMap::new()),
             changes: Mutex::new(HashMap::new()),
@@ -233,6 +239,7 @@ impl Runtime {
         name: Option<&str>,
         mut config: Value,
         mut host_config: Value,
+        networking_config: Value,
     ) -> Result<(String, Vec<String>)> {
         let image_name = config["Image"].as_str().unwrap_or("").to_string();
         if image_name.is_empty() {
@@ -243,6 +250,15 @@ impl Runtime {
         merge_image_config(&mut config, &image.config.config);
         let (path, args) = command_of(&config)?;
         validate_host_config(&mut host_config)?;
+        let networks = network::plan(&self.networks, &host_config, &networking_config, &config)?;
+        if host_config["NetworkMode"] == "host"
+            && config["Hostname"].as_str().unwrap_or("").is_empty()
+        {
+            // Docker: a container on the host's network carries the host's name.
+            if let Ok(name) = rustix::system::uname().nodename().to_str() {
+                config["Hostname"] = json!(name);
+            }
+        }
         let mut mount_plan = mounts::plan(&host_config, &config["Volumes"])?;
         // --volumes-from: the other container's mounts, at the same places, where this
         // one has nothing of its own.
@@ -330,6 +346,7 @@ impl Runtime {
             image_name,
             restart_count: 0,
             mounts: mount_plan,
+            networks,
         };
         let state = ContainerState::default();
         // The record is written last: a directory without one is swept at start-up.
@@ -437,6 +454,7 @@ impl Runtime {
                 Ok(())
             }
             Err(e) => {
+                self.release_networks(container).await;
                 self.teardown(&id);
                 let message = e.to_string();
                 let code = if message.contains("executable file not found")
@@ -528,14 +546,6 @@ impl Runtime {
         }
 
         let host = &record.host_config;
-        let extra_hosts: Vec<String> = str_list(&host["ExtraHosts"]);
-        rootfs::write_etc_files(
-            dir,
-            record.config_str("Hostname"),
-            &extra_hosts,
-            &str_list(&host["Dns"]),
-        )?;
-
         let network_mode = host["NetworkMode"]
             .as_str()
             .unwrap_or("default")
@@ -557,6 +567,39 @@ impl Runtime {
             netns::create(&path)?;
             Some(path)
         };
+        let endpoints = match &netns {
+            Some(path) if !network_mode.starts_with("container:") => {
+                let (endpoints, ports) = self.connect_networks(record, path).await?;
+                if !endpoints.is_empty() {
+                    let saved = container.update_state(|s| {
+                        s.endpoints = endpoints.clone();
+                        s.ports = ports.clone();
+                    });
+                    if let Err(e) = saved {
+                        self.disconnect_endpoints(&record.id, &endpoints, &ports)
+                            .await;
+                        return Err(e);
+                    }
+                }
+                endpoints
+            }
+            _ => Vec::new(),
+        };
+        let extra_hosts: Vec<String> = str_list(&host["ExtraHosts"]);
+        let resolver = endpoints
+            .first()
+            .and_then(|e| self.networks.resolver_for(&e.network_id));
+        rootfs::write_etc_files(
+            dir,
+            &rootfs::EtcFiles {
+                hostname: record.config_str("Hostname"),
+                extra_hosts: &extra_hosts,
+                dns: &str_list(&host["Dns"]),
+                own_addresses: &network::hosts_lines(record, &endpoints),
+                resolver,
+                host_network: network_mode == "host",
+            },
+        )?;
         let host_nofile_hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
             .maximum
             .unwrap_or(u64::MAX);
@@ -639,6 +682,223 @@ impl Runtime {
         Ok((pid, shim_pid))
     }
 
+    /// Attaches a starting container to its networks and publishes its ports on the
+    /// first; on failure whatever was attached is released again.
+    async fn connect_networks(
+        &self,
+        record: &ContainerRecord,
+        netns: &Path,
+    ) -> Result<(Vec<Endpoint>, Vec<PublishedPort>)> {
+        let member = Member {
+            id: record.id.clone(),
+            name: record.name.clone(),
+        };
+        let mut endpoints = Vec::new();
+        let result: Result<Vec<PublishedPort>> = async {
+            for (i, a) in record.networks.iter().enumerate() {
+                let request = network::endpoint_request(a)?;
+                let endpoint = self
+                    .networks
+                    .attach(
+                        &member,
+                        netns,
+                        &a.network_id,
+                        &request,
+                        &format!("eth{i}"),
+                        i == 0,
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        berth_net::Error::NotFound(_) => {
+                            Error::Network(berth_net::Error::NotFound(a.network_name.clone()))
+                        }
+                        e => from_net(e),
+                    })?;
+                endpoints.push(endpoint);
+            }
+            let requests = network::port_requests(record)?;
+            match endpoints.first() {
+                Some(first) if !requests.is_empty() => self
+                    .networks
+                    .publish(&member, first, &requests)
+                    .await
+                    .map_err(from_net),
+                _ => Ok(Vec::new()),
+            }
+        }
+        .await;
+        match result {
+            Ok(ports) => Ok((endpoints, ports)),
+            Err(e) => {
+                self.disconnect_endpoints(&record.id, &endpoints, &[]).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn disconnect_endpoints(
+        &self,
+        id: &str,
+        endpoints: &[Endpoint],
+        ports: &[PublishedPort],
+    ) {
+        if let (Some(first), false) = (endpoints.first(), ports.is_empty()) {
+            self.networks.unpublish(id, first, ports);
+        }
+        for endpoint in endpoints {
+            self.networks.detach(id, endpoint).await;
+        }
+    }
+
+    /// Releases a run's endpoints and published ports, once.
+    async fn release_networks(&self, container: &Container) {
+        let state = container.state();
+        if state.endpoints.is_empty() && state.ports.is_empty() {
+            return;
+        }
+        self.disconnect_endpoints(&container.id(), &state.endpoints, &state.ports)
+            .await;
+        let _ = container.update_state(|s| {
+            s.endpoints.clear();
+            s.ports.clear();
+        });
+    }
+
+    /// After a daemon restart: a running container's addresses, names and ports are
+    /// known again.
+    fn restore_networks(&self, container: &Container) {
+        let state = container.state();
+        let record = container.record();
+        let member = Member {
+            id: record.id.clone(),
+            name: record.name.clone(),
+        };
+        for endpoint in &state.endpoints {
+            self.networks.restore(&member, endpoint);
+        }
+        if let (Some(first), false) = (state.endpoints.first(), state.ports.is_empty()) {
+            self.networks.restore_ports(&record.id, first, &state.ports);
+        }
+    }
+
+    pub fn networks(&self) -> &Arc<Networks> {
+        &self.networks
+    }
+
+    /// `network connect`: recorded for the container's next runs, and attached now
+    /// if it runs.
+    pub async fn connect(
+        &self,
+        name: &str,
+        network_name: &str,
+        endpoint_config: &Value,
+    ) -> Result<()> {
+        let container = self.find(name)?;
+        let record = container.record();
+        let mode = record.host_config["NetworkMode"]
+            .as_str()
+            .unwrap_or("bridge");
+        if mode == "host" || network_name == "host" {
+            return Err(Error::Conflict(
+                "container cannot be disconnected from host network or connected to host network"
+                    .into(),
+            ));
+        }
+        if network::is_special_mode(mode) || network_name == "none" {
+            return Err(Error::Conflict(
+                "container cannot be connected to multiple networks with one of the networks in private (none) mode".into(),
+            ));
+        }
+        let attachment = network::attachment(&self.networks, network_name, endpoint_config)?;
+        if record
+            .networks
+            .iter()
+            .any(|a| a.network_id == attachment.network_id)
+        {
+            return Err(Error::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                record.name, attachment.network_name
+            )));
+        }
+        let state = container.state();
+        if state.is_running() {
+            let taken: Vec<&str> = state.endpoints.iter().map(|e| e.ifname.as_str()).collect();
+            let ifname = (0..)
+                .map(|i| format!("eth{i}"))
+                .find(|n| !taken.contains(&n.as_str()))
+                .unwrap_or_else(|| "eth9".into());
+            let member = Member {
+                id: record.id.clone(),
+                name: record.name.clone(),
+            };
+            let endpoint = self
+                .networks
+                .attach(
+                    &member,
+                    &self.netns_path(&record.id),
+                    &attachment.network_id,
+                    &network::endpoint_request(&attachment)?,
+                    &ifname,
+                    state.endpoints.is_empty(),
+                )
+                .await
+                .map_err(from_net)?;
+            container.update_state(|s| s.endpoints.push(endpoint))?;
+        }
+        container.update_record(|r| r.networks.push(attachment.clone()))?;
+        Ok(())
+    }
+
+    /// `network disconnect`.
+    pub async fn disconnect(&self, name: &str, network_name: &str) -> Result<()> {
+        let container = self.find(name)?;
+        let record = container.record();
+        let network = self.networks.get(network_name).map_err(from_net)?;
+        let mode = record.host_config["NetworkMode"]
+            .as_str()
+            .unwrap_or("bridge");
+        if mode == "host" && network.name == "host" {
+            return Err(Error::Conflict(
+                "container cannot be disconnected from host network or connected to host network"
+                    .into(),
+            ));
+        }
+        let attached: Option<NetworkAttachment> = record
+            .networks
+            .iter()
+            .find(|a| a.network_id == network.id)
+            .cloned();
+        if attached.is_none() {
+            return Err(Error::Conflict(format!(
+                "container {} is not connected to network {}",
+                record.id, network.name
+            )));
+        }
+        let state = container.state();
+        if let Some(index) = state
+            .endpoints
+            .iter()
+            .position(|e| e.network_id == network.id)
+        {
+            let endpoint = state.endpoints[index].clone();
+            let ports = if index == 0 {
+                state.ports.clone()
+            } else {
+                Vec::new()
+            };
+            self.disconnect_endpoints(&record.id, std::slice::from_ref(&endpoint), &ports)
+                .await;
+            container.update_state(|s| {
+                s.endpoints.retain(|e| e.network_id != network.id);
+                if index == 0 {
+                    s.ports.clear();
+                }
+            })?;
+        }
+        container.update_record(|r| r.networks.retain(|a| a.network_id != network.id))?;
+        Ok(())
+    }
+
     /// Releases what a run of the container held: rootfs mount, network namespace.
     fn teardown(&self, id: &str) {
         let dir = self.container_dir(id);
@@ -669,6 +929,7 @@ impl Runtime {
     async fn handle_exit(self: &Arc<Self>, container: Arc<Container>, status: ExitStatus) {
         let record = container.record();
         let id = record.id.clone();
+        self.release_networks(&container).await;
         self.teardown(&id);
         let started_at = container.state().started_at.clone();
         let state = match container.update_state(|s| {
@@ -744,6 +1005,7 @@ impl Runtime {
                 let client = ShimClient::new(self.run_dir(&record.id).join("shim.sock"));
                 match client.call(Request::State).await {
                     Ok(Response::State { exited: false, .. }) => {
+                        self.restore_networks(&container);
                         if state.status == Status::Restarting {
                             let _ = container.update_state(|s| s.status = Status::Running);
                         }
@@ -751,6 +1013,7 @@ impl Runtime {
                         continue;
                     }
                     Ok(_) => {
+                        self.restore_networks(&container);
                         self.spawn_monitor(container.clone());
                         continue;
                     }
@@ -985,6 +1248,7 @@ impl Runtime {
             }
         }
         let _ = container.update_state(|s| s.status = Status::Removing);
+        self.release_networks(&container).await;
         self.teardown(&id);
         rootfs::unmount_all_under(&container.dir);
         // Hide the directory first, so a crash mid-removal leaves no half-container.
@@ -1722,7 +1986,7 @@ fn validate_host_config(host: &mut Value) -> Result<()> {
     }
     runtime_binary(host["Runtime"].as_str().unwrap_or(""))?;
     let mode = host["NetworkMode"].as_str().unwrap_or("");
-    if mode.is_empty() {
+    if mode.is_empty() || mode == "default" {
         host["NetworkMode"] = json!("bridge");
     }
     Ok(())

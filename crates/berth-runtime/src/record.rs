@@ -32,6 +32,24 @@ pub struct ContainerRecord {
     /// Binds, volumes and tmpfs mounts, resolved at create.
     #[serde(default)]
     pub mounts: Vec<crate::mounts::MountPoint>,
+    /// The networks the container joins when it runs, in order (the first gives the
+    /// default route); empty for `none`, `host` and `container:` modes.
+    #[serde(default)]
+    pub networks: Vec<NetworkAttachment>,
+}
+
+/// A network the container is configured on, as `--network`, `--ip`,
+/// `--network-alias` or `network connect` gave it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkAttachment {
+    pub network_id: String,
+    pub network_name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub ipv4_address: String,
+    #[serde(default)]
+    pub mac_address: String,
 }
 
 impl ContainerRecord {
@@ -116,6 +134,12 @@ pub struct ContainerState {
     /// Stopped by the user (`stop`/`kill`): `unless-stopped` and `always` honour it.
     #[serde(default)]
     pub manually_stopped: bool,
+    /// The endpoints of this run, in attachment order.
+    #[serde(default)]
+    pub endpoints: Vec<berth_net::Endpoint>,
+    /// Host ports published for this run.
+    #[serde(default)]
+    pub ports: Vec<berth_net::PublishedPort>,
 }
 
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -132,6 +156,8 @@ impl Default for ContainerState {
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
             manually_stopped: false,
+            endpoints: Vec::new(),
+            ports: Vec::new(),
         }
     }
 }

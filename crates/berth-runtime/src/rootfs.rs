@@ -90,28 +90,71 @@ fn unescape_mountinfo(s: &str) -> String {
         .replace("\\134", "\\")
 }
 
+/// What the container's /etc/hostname, /etc/hosts and /etc/resolv.conf say.
+pub struct EtcFiles<'a> {
+    pub hostname: &'a str,
+    /// `--add-host name:ip` entries.
+    pub extra_hosts: &'a [String],
+    /// `--dns` servers.
+    pub dns: &'a [String],
+    /// `ip<TAB>names` lines for the container's own addresses.
+    pub own_addresses: &'a [String],
+    /// The embedded resolver of the container's first user-defined network.
+    pub resolver: Option<std::net::Ipv4Addr>,
+    /// `--network host`: the host's own files.
+    pub host_network: bool,
+}
+
 /// Writes the container's /etc/hostname, /etc/hosts and /etc/resolv.conf into `dir`.
-pub fn write_etc_files(
-    dir: &Path,
-    hostname: &str,
-    extra_hosts: &[String],
-    dns: &[String],
-) -> Result<()> {
+pub fn write_etc_files(dir: &Path, files: &EtcFiles<'_>) -> Result<()> {
     let write = |name: &str, text: String| {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
     };
-    write("hostname", format!("{hostname}\n"))?;
-    let mut hosts = String::from(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-    );
-    for entry in extra_hosts {
+    write("hostname", format!("{}\n", files.hostname))?;
+    let mut hosts = if files.host_network {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        String::from(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+        )
+    };
+    if !hosts.is_empty() && !hosts.ends_with('\n') {
+        hosts.push('\n');
+    }
+    for entry in files.extra_hosts {
         if let Some((name, ip)) = entry.split_once(':') {
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
     }
+    for line in files.own_addresses {
+        hosts.push_str(line);
+        hosts.push('\n');
+    }
     write("hosts", hosts)?;
-    write("resolv.conf", resolv_conf(dns))
+    let resolv = match files.resolver {
+        Some(ip) if files.dns.is_empty() => embedded_resolv_conf(ip),
+        _ if files.host_network && files.dns.is_empty() => {
+            std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+        }
+        _ => resolv_conf(files.dns),
+    };
+    write("resolv.conf", resolv)
+}
+
+/// User-defined networks: our resolver, with the host's search domains (Docker's
+/// `options ndots:0` keeps short names from being tried with every domain first).
+fn embedded_resolv_conf(resolver: std::net::Ipv4Addr) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = format!("nameserver {resolver}\n");
+    for line in host.lines() {
+        if line.starts_with("search ") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str("options ndots:0\n");
+    out
 }
 
 /// The host's resolv.conf minus loopback resolvers, which a container cannot reach

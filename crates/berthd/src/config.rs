@@ -49,6 +49,12 @@ pub struct Flags {
     /// Check the configuration file and exit
     #[arg(long)]
     pub validate: bool,
+    /// The default bridge network's Linux bridge
+    #[arg(short = 'b', long = "bridge")]
+    pub bridge: Option<String>,
+    /// The default bridge's address and prefix (e.g. 172.17.0.1/16)
+    #[arg(long = "bip")]
+    pub bip: Option<String>,
 }
 
 /// daemon.json, with the keys berth implements. Unknown keys are refused.
@@ -69,6 +75,9 @@ pub struct FileConfig {
     pub log_opts: Option<std::collections::BTreeMap<String, String>>,
     pub storage_driver: Option<String>,
     pub pidfile: Option<PathBuf>,
+    pub bridge: Option<String>,
+    pub bip: Option<String>,
+    pub iptables: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -95,6 +104,10 @@ pub struct DaemonConfig {
     pub config_file: Option<PathBuf>,
     pub validate_only: bool,
     pub pidfile: Option<PathBuf>,
+    /// The default bridge's device name.
+    pub bridge: String,
+    pub bip: Option<String>,
+    pub iptables: bool,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -112,6 +125,9 @@ const KNOWN_KEYS: &[&str] = &[
     "log-opts",
     "storage-driver",
     "pidfile",
+    "bridge",
+    "bip",
+    "iptables",
 ];
 
 impl DaemonConfig {
@@ -141,6 +157,23 @@ impl DaemonConfig {
                 file.hosts.unwrap_or_default()
             );
         }
+        for (name, flag, in_file) in [
+            ("bridge", flags.bridge.is_some(), file.bridge.is_some()),
+            ("bip", flags.bip.is_some(), file.bip.is_some()),
+        ] {
+            if flag && in_file {
+                bail!("the following directives are specified both as a flag and in the configuration file: {name}");
+            }
+        }
+        let bridge = flags
+            .bridge
+            .clone()
+            .or(file.bridge.clone())
+            .unwrap_or_else(|| "berth0".into());
+        if bridge.is_empty() || bridge.len() > 15 {
+            bail!("invalid bridge name {bridge:?}: 1 to 15 characters");
+        }
+        let bip = flags.bip.clone().or(file.bip.clone());
         if flags.data_root.is_some() && file.data_root.is_some() {
             bail!("the following directives are specified both as a flag and in the configuration file: data-root");
         }
@@ -211,6 +244,9 @@ impl DaemonConfig {
             config_file: explicit_file.then_some(path),
             validate_only: flags.validate,
             pidfile: file.pidfile,
+            bridge,
+            bip,
+            iptables: file.iptables.unwrap_or(true),
         })
     }
 }

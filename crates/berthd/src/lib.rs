@@ -43,6 +43,16 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || Daemon::open(config)).await??
     };
     let daemon = Arc::new(daemon);
+    // Bridges, rules and resolvers come up in the background: the API is served at
+    // once and the first container to need a network waits for them.
+    {
+        let networks = daemon.runtime.networks().clone();
+        tokio::spawn(async move {
+            if let Err(e) = networks.ready().await {
+                tracing::error!("{e}");
+            }
+        });
+    }
     daemon.runtime.recover().await;
 
     let shutdown = CancellationToken::new();

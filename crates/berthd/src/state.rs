@@ -46,6 +46,8 @@ impl Daemon {
             berth_volume::VolumeStore::open(&config.data_root)
                 .context("opening the volume store")?,
         );
+        let networks = berth_net::Networks::open(network_config(&config)?)
+            .context("opening the network store")?;
         let runtime = Runtime::open(
             RuntimeConfig {
                 data_root: config.data_root.clone(),
@@ -53,6 +55,7 @@ impl Daemon {
             },
             images.clone(),
             volumes,
+            networks,
             sink,
         )
         .context("loading containers")?;
@@ -65,6 +68,39 @@ impl Daemon {
             started: SystemTime::now(),
         })
     }
+}
+
+fn network_config(config: &DaemonConfig) -> anyhow::Result<berth_net::NetConfig> {
+    let default_subnet = match &config.bip {
+        Some(bip) => Some(
+            bip.parse::<berth_net::ipam::Subnet>()
+                .with_context(|| format!("invalid bip {bip:?}"))?,
+        ),
+        None => None,
+    };
+    let pools = if config.default_address_pools.is_empty() {
+        berth_net::ipam::default_pools()
+    } else {
+        config
+            .default_address_pools
+            .iter()
+            .map(|p| {
+                Ok(berth_net::ipam::Pool {
+                    base: p.base.parse().with_context(|| {
+                        format!("invalid default-address-pools base {:?}", p.base)
+                    })?,
+                    size: p.size,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    Ok(berth_net::NetConfig {
+        data_root: config.data_root.clone(),
+        default_bridge: config.bridge.clone(),
+        default_subnet,
+        pools,
+        iptables: config.iptables,
+    })
 }
 
 fn engine_id(data_root: &Path) -> anyhow::Result<String> {

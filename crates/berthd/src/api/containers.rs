@@ -8,11 +8,11 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use berth_runtime::logs;
 use berth_runtime::record::ZERO_TIME;
+use berth_runtime::{logs, network};
 use berth_runtime::{Container, ContainerRecord, ContainerState, Status};
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::filters::{parse_until, Filters};
@@ -40,12 +40,13 @@ pub async fn create(
         .as_object_mut()
         .and_then(|o| o.remove("HostConfig"))
         .unwrap_or(json!({}));
-    if let Some(o) = body.as_object_mut() {
-        o.remove("NetworkingConfig");
-    }
+    let networking_config = body
+        .as_object_mut()
+        .and_then(|o| o.remove("NetworkingConfig"))
+        .unwrap_or(json!({}));
     let (id, warnings) = daemon
         .runtime
-        .create(params.get("name"), body, host_config)
+        .create(params.get("name"), body, host_config, networking_config)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -418,17 +419,51 @@ fn network_settings(daemon: &AppState, record: &ContainerRecord, state: &Contain
     } else {
         String::new()
     };
+    let mut networks = Map::new();
+    for attachment in &record.networks {
+        let endpoint = state
+            .endpoints
+            .iter()
+            .find(|e| e.network_id == attachment.network_id);
+        networks.insert(
+            attachment.network_name.clone(),
+            network::endpoint_json(record, attachment, endpoint),
+        );
+    }
+    if record.networks.is_empty() && !mode.starts_with("container:") {
+        let id = daemon
+            .runtime
+            .networks()
+            .get(&mode)
+            .map(|n| n.id)
+            .unwrap_or_default();
+        let attachment = berth_runtime::NetworkAttachment {
+            network_id: id,
+            network_name: mode.clone(),
+            ..Default::default()
+        };
+        networks.insert(
+            mode.clone(),
+            network::endpoint_json(record, &attachment, None),
+        );
+    }
+    // The top-level fields describe the default bridge's endpoint, as in Docker.
+    let bridge = state.endpoints.iter().find(|e| e.network_name == "bridge");
+    let text = |f: &dyn Fn(&berth_net::Endpoint) -> String| bridge.map(f).unwrap_or_default();
     json!({
-        "Bridge": "", "SandboxID": "", "SandboxKey": sandbox, "HairpinMode": false,
-        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": {},
-        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "", "Gateway": "",
-        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0,
-        "IPv6Gateway": "", "MacAddress": "",
-        "Networks": {mode: {
-            "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "", "NetworkID": "",
-            "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DriverOpts": null, "DNSNames": null,
-        }},
+        "Bridge": "", "SandboxID": if sandbox.is_empty() { String::new() } else { record.id.clone() },
+        "SandboxKey": sandbox, "HairpinMode": false,
+        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+        "Ports": network::ports_json(record, state),
+        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
+        "EndpointID": text(&|e| e.endpoint_id.clone()),
+        "Gateway": text(&|e| e.gateway.to_string()),
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": text(&|e| e.ip.to_string()),
+        "IPPrefixLen": bridge.map(|e| e.prefix).unwrap_or(0),
+        "IPv6Gateway": "",
+        "MacAddress": text(&|e| e.mac.clone()),
+        "Networks": networks,
     })
 }
 
@@ -585,12 +620,12 @@ pub async fn list(State(daemon): State<AppState>, params: Params) -> ApiResult<J
             "ImageID": record.image,
             "Command": record.command_line(),
             "Created": created,
-            "Ports": [],
+            "Ports": network::ports_summary(&record, &state),
             "Labels": labels,
             "State": state.status.as_str(),
             "Status": status_text(&state),
             "HostConfig": {"NetworkMode": record.host_config["NetworkMode"].as_str().unwrap_or("bridge")},
-            "NetworkSettings": {"Networks": {}},
+            "NetworkSettings": {"Networks": network_settings(&daemon, &record, &state)["Networks"].clone()},
             "Mounts": record.mounts.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
         });
         if params.flag("size") {
@@ -710,8 +745,10 @@ pub async fn logs(
     let path = container.dir.join(format!("{}-json.log", record.id));
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(64);
     let until = filter.until;
+    let mut changes = daemon.runtime.subscribe(&record.id);
     tokio::spawn(async move {
-        let (entries, mut offset) = {
+        let mut follower = logs::Follower::open(&path);
+        let (entries, offset) = {
             let path = path.clone();
             let filter = filter.clone();
             match tokio::task::spawn_blocking(move || logs::read_all(&path, &filter)).await {
@@ -719,6 +756,7 @@ pub async fn logs(
                 Err(_) => return,
             }
         };
+        follower.seek(offset);
         for e in &entries {
             if tx
                 .send(Ok(logs::encode(e, tty, timestamps).into()))
@@ -735,7 +773,7 @@ pub async fn logs(
         live_filter.tail = None;
         loop {
             let running = container.state().is_running();
-            let new = logs::read_new(&path, &mut offset, &live_filter);
+            let new = follower.read_new(&live_filter);
             for e in &new {
                 if tx
                     .send(Ok(logs::encode(e, tty, timestamps).into()))
@@ -749,8 +787,10 @@ pub async fn logs(
             {
                 return;
             }
+            // New lines are polled for; an exit wakes us at once.
             tokio::select! {
                 _ = tx.closed() => return,
+                _ = changes.recv() => {}
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         }

@@ -79,6 +79,12 @@ impl From<berth_volume::Error> for ApiError {
     }
 }
 
+impl From<berth_net::Error> for ApiError {
+    fn from(e: berth_net::Error) -> Self {
+        ApiError::from_kind(e.kind(), e.to_string())
+    }
+}
+
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> Self {
         ApiError::internal(format!("internal task failed: {e}"))
