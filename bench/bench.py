@@ -91,12 +91,18 @@ class Peer:
         return env
 
 
+BENCH_BRIDGES = []
+
+
 class Berth(Peer):
     name = "berthd"
 
     def argv(self):
+        # Its own default bridge, so a berthd already on this host is not disturbed.
+        bridge = f"bb{os.getpid() % 100000}{len(BENCH_BRIDGES)}"
+        BENCH_BRIDGES.append(bridge)
         return [str(RELEASE / "berthd"), "--data-root", str(self.root / "data"),
-                "--exec-root", str(self.root / "run"), "-H", f"unix://{self.sock}"]
+                "--exec-root", str(self.root / "run"), "-H", f"unix://{self.sock}", "--bridge", bridge]
 
 
 class Dockerd(Peer):
@@ -244,6 +250,164 @@ def container_rows(base, have_dockerd, runs):
     return rows
 
 
+class NetworkedDockerd(Dockerd):
+    """dockerd with its bridge, iptables rules and userland proxy: what users run."""
+
+    def argv(self):
+        return ["dockerd", "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+                "-H", f"unix://{self.sock}", "--pidfile", str(self.root / "docker.pid"),
+                "--bip", "10.199.0.1/24", "--ip6tables=false",
+                "--containerd-namespace", f"benchnet{os.getpid()}", "--log-level", "error"]
+
+
+def dns_query(name, qid):
+    header = qid.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    qname = b"".join(len(p).to_bytes(1, "big") + p.encode() for p in name.split(".")) + b"\x00"
+    return header + qname + b"\x00\x01\x00\x01"
+
+
+DNS_PROBE = """
+import socket, statistics, sys, time
+server, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+q = bytes.fromhex(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+samples = []
+for i in range(count):
+    t0 = time.perf_counter()
+    s.sendto(q, (server, 53))
+    data = s.recv(512)
+    samples.append(time.perf_counter() - t0)
+    assert data[3] & 0x0f == 0 and data[6:8] != b"\\x00\\x00", data
+print(statistics.median(samples) * 1000)
+"""
+
+
+def wait_port(port, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /hostname HTTP/1.0\r\n\r\n")
+                if s.recv(16):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing answers on 127.0.0.1:{port}")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def push_through(port, total):
+    """Sends `total` bytes to a `nc -l` sink behind a published port; seconds taken."""
+    chunk = b"\0" * (1 << 20)
+    deadline = time.time() + 10
+    while True:
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            break
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.02)
+    t0 = time.perf_counter()
+    sent = 0
+    while sent < total:
+        s.sendall(chunk)
+        sent += len(chunk)
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)  # the sink closes once it has read everything
+    s.close()
+    return time.perf_counter() - t0
+
+
+def network_rows(base, have_dockerd, runs):
+    """Default-bridge start cost, published-port throughput and latency, DNS latency."""
+    rows = []
+    tar = base / "busybox.tar"
+    peers = []
+    saved_rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    try:
+        for cls in [Berth] + ([NetworkedDockerd] if have_dockerd else []):
+            root = base / f"{cls.name}-net"
+            (root / "run").mkdir(parents=True)
+            peer = cls(root)
+            peer.start()
+            docker(peer, "import", str(tar), "busybox")
+            docker(peer, "run", "--rm", "busybox", "true")  # warm: bridge up
+            peers.append(peer)
+        overhead, http_p50, throughput, dns_p50 = {}, {}, {}, {}
+        for peer in peers:
+            none = median_time(lambda: docker(peer, "run", "--rm", "--network", "none", "busybox", "true"), runs)
+            bridge = median_time(lambda: docker(peer, "run", "--rm", "busybox", "true"), runs)
+            overhead[peer.name] = (bridge - none) * 1000
+
+            port = free_port()
+            web = docker(peer, "run", "-d", "-p", f"127.0.0.1:{port}:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc").stdout.decode().strip()
+            wait_port(port)
+            samples = []
+            for _ in range(300):
+                t0 = time.perf_counter()
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(b"GET /hostname HTTP/1.0\r\n\r\n")
+                    while s.recv(4096):
+                        pass
+                samples.append(time.perf_counter() - t0)
+            http_p50[peer.name] = statistics.median(samples) * 1000
+            docker(peer, "rm", "-f", web)
+
+            speeds = []
+            for _ in range(3):
+                port = free_port()
+                sink = docker(peer, "run", "-d", "-p", f"127.0.0.1:{port}:80", "busybox", "nc", "-l", "-p", "80").stdout.decode().strip()
+                time.sleep(0.2)
+                seconds = push_through(port, 1 << 30)
+                speeds.append((1 << 30) / seconds / (1 << 20))
+                docker(peer, "rm", "-f", sink)
+            throughput[peer.name] = statistics.median(speeds)
+
+            net = f"benchnet{os.getpid()}"
+            docker(peer, "network", "create", net)
+            target = docker(peer, "run", "-d", "--name", "dnstarget", "--network", net, "busybox", "sleep", "300").stdout.decode().strip()
+            asker = docker(peer, "run", "-d", "--network", net, "busybox", "sleep", "300").stdout.decode().strip()
+            pid = docker(peer, "inspect", "-f", "{{.State.Pid}}", asker).stdout.decode().strip()
+            resolver = "127.0.0.11"
+            for line in docker(peer, "exec", asker, "cat", "/etc/resolv.conf").stdout.decode().splitlines():
+                if line.startswith("nameserver"):
+                    resolver = line.split()[1]
+                    break
+            out = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-c", DNS_PROBE,
+                                  resolver, "dnstarget", "500", dns_query("dnstarget", 7).hex()],
+                                 capture_output=True, text=True, check=True).stdout
+            dns_p50[peer.name] = float(out.strip())
+            docker(peer, "rm", "-f", target, asker)
+            docker(peer, "network", "rm", net)
+        nan = float("nan")
+        rows.append(row("default-bridge `run --rm true` cost over `--network none` (target ≤ 5 ms)",
+                        overhead["berthd"], overhead.get("dockerd", nan), "ms"))
+        rows.append(row("1 GiB into a container through `-p 127.0.0.1:P:80` (berth: DNAT; dockerd: docker-proxy)",
+                        throughput["berthd"], throughput.get("dockerd", nan), "MiB/s", smaller_is_better=False))
+        rows.append(row("HTTP GET through a published port: connect to last byte, p50 of 300",
+                        http_p50["berthd"], http_p50.get("dockerd", nan), "ms"))
+        rows.append(row("DNS answer for a container name from inside a container, p50 of 500 (target ≤ 1 ms)",
+                        dns_p50["berthd"], dns_p50.get("dockerd", nan), "ms"))
+    finally:
+        for peer in peers:
+            for cid in docker(peer, "ps", "-aq").stdout.decode().split():
+                subprocess.run([DOCKER_CLI, "rm", "-f", cid], env=peer.env(), capture_output=True)
+            peer.stop()
+        # dockerd leaves docker0-style rules and its bridge; put the host back as it was.
+        subprocess.run(["iptables-restore"], input=saved_rules, text=True, capture_output=True)
+        for link in ["docker0", *BENCH_BRIDGES]:
+            subprocess.run(["ip", "link", "del", link], capture_output=True)
+    return rows
+
+
 def volume_rows(base, runs):
     """Volume mount cost per volume, and copy-up speed against `cp -a` of the same data."""
     rows = []
@@ -299,6 +463,8 @@ def main():
     have_dockerd = shutil.which("dockerd") is not None
     base = Path(tempfile.mkdtemp(prefix="berth-bench-"))
     rows = []
+    # Every daemon here adds NAT rules for its bridge; the host gets its rules back.
+    saved_rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     try:
         # Start-to-ready: a fresh root each time so nothing is warm but the page cache.
         starts = {"berthd": [], "dockerd": []}
@@ -346,7 +512,11 @@ def main():
 
         rows.extend(container_rows(base, have_dockerd, args.runs))
         rows.extend(volume_rows(base, args.runs))
+        rows.extend(network_rows(base, have_dockerd, args.runs))
     finally:
+        for link in BENCH_BRIDGES:
+            subprocess.run(["ip", "link", "del", link], capture_output=True)
+        subprocess.run(["iptables-restore"], input=saved_rules, text=True, capture_output=True)
         for cls_root in base.glob("dockerd-*"):
             subprocess.run(["umount", "-R", str(cls_root / "data")], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)

@@ -55,9 +55,12 @@ def test_run_is_isolated_and_exit_codes_pass_through(bb):
     assert bb.docker("run", "--rm", "busybox", "sh", "-c", "exit 3", check=False).returncode == 3
     hostname = bb.docker("run", "--rm", "--hostname", "box1", "busybox", "hostname").out.strip()
     assert hostname == "box1"
-    # Own mount, UTS, IPC and network namespaces: only lo, and it is up.
-    links = bb.docker("run", "--rm", "busybox", "ip", "-o", "link").out
+    # Own mount, UTS, IPC and network namespaces: with --network none only lo, up; on
+    # the default bridge, lo and eth0.
+    links = bb.docker("run", "--rm", "--network", "none", "busybox", "ip", "-o", "link").out
     assert "lo:" in links and "eth" not in links and "UP" in links
+    links = bb.docker("run", "--rm", "busybox", "ip", "-o", "link").out
+    assert "lo:" in links and "eth0@" in links
     assert bb.docker("run", "--rm", "busybox", "ping", "-c1", "-W2", "127.0.0.1").returncode == 0
     missing = bb.docker("run", "--rm", "busybox", "nosuchcmd", check=False)
     assert missing.returncode == 127
