@@ -3,6 +3,7 @@ pairs, IPAM, name resolution between containers, published ports reached from th
 host, the none/host/container modes, and what is left after everything is removed."""
 
 import json
+import os
 import random
 import socket
 import subprocess
@@ -283,3 +284,55 @@ def test_networks_survive_a_daemon_crash_and_a_container_restart(tmp_root, busyb
             d.docker("rm", "-f", *left, check=False)
         d.docker("network", "prune", "-f", check=False)
         d.stop()
+
+
+def test_udp_publishing_and_reaching_the_host_through_the_gateway(bb):
+    # UDP: a datagram sent to the published port on loopback reaches an echo server in
+    # the container (the host's python, bind-mounted read-only: busybox has no UDP server).
+    port = free_port()
+    echo = ("import socket\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.bind(('0.0.0.0', 53))\n"
+            "while True:\n"
+            "    d, a = s.recvfrom(100)\n"
+            "    s.sendto(b'echo:' + d, a)\n")
+    mounts = [a for d in ("/usr", "/lib", "/lib64") if os.path.isdir(d) for a in ("-v", f"{d}:{d}:ro")]
+    cid = bb.docker("run", "-d", "-p", f"127.0.0.1:{port}:53/udp", *mounts, "busybox",
+                    "/usr/bin/python3", "-c", echo).out.strip()
+    assert bb.docker("port", cid).out.strip() == f"53/udp -> 127.0.0.1:{port}"
+    got = b""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        for _ in range(50):
+            s.sendto(b"over-udp", ("127.0.0.1", port))
+            try:
+                got = s.recv(100)
+                break
+            except OSError:
+                pass
+    assert got == b"echo:over-udp"
+    bb.docker("rm", "-f", cid)
+
+    # The host, as the container sees it: a server on the bridge's address answers.
+    gateway = json.loads(bb.docker("network", "inspect", "bridge").out)[0]["IPAM"]["Config"][0]["Gateway"]
+    import http.server
+    import threading
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"hello-from-host")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer((gateway, 0), Hello)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        out = bb.docker("run", "--rm", "busybox", "wget", "-qO-", f"http://{gateway}:{server.server_port}/").out
+        assert out == "hello-from-host"
+    finally:
+        server.shutdown()
+        server.server_close()

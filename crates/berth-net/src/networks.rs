@@ -275,12 +275,23 @@ impl Networks {
                 });
             }
         }
+        // Written by `ready`, off the start-up path: each record costs an fsync.
         for network in made {
-            self.save(&network)?;
             if let Some(alloc) = allocator_for(&network) {
                 state.allocators.insert(network.id.clone(), alloc);
             }
             state.networks.insert(network.id.clone(), network);
+        }
+        Ok(())
+    }
+
+    /// Writes the records [`open`](Self::open) made in memory only.
+    pub fn persist_unsaved(&self) -> Result<()> {
+        let networks: Vec<Network> = self.lock().networks.values().cloned().collect();
+        for network in networks {
+            if !self.dir.join(format!("{}.json", network.id)).exists() {
+                self.save(&network)?;
+            }
         }
         Ok(())
     }
@@ -300,6 +311,7 @@ impl Networks {
             .ready
             .get_or_init(|| async {
                 let result: Result<()> = async {
+                    self.persist_unsaved()?;
                     if self.config.iptables {
                         tokio::task::block_in_place(firewall::ensure_base)?;
                     }
@@ -726,6 +738,23 @@ impl Networks {
         self.forget_endpoint(container_id, endpoint);
     }
 
+    /// Releases the endpoint of a container that has exited: its address and names go
+    /// now; its veth pair is deleted in the background, because unregistering a
+    /// network device waits out RCU grace periods (10–15 ms here) that no caller
+    /// should wait for.
+    pub fn release(&self, container_id: &str, endpoint: &Endpoint) {
+        self.forget_endpoint(container_id, endpoint);
+        if let Ok(netlink) = self.netlink() {
+            let netlink = netlink.clone();
+            let veth = endpoint.host_veth.clone();
+            tokio::spawn(async move {
+                if let Err(e) = netlink.delete(&veth).await {
+                    tracing::debug!("{e}");
+                }
+            });
+        }
+    }
+
     fn forget_endpoint(&self, container_id: &str, endpoint: &Endpoint) {
         let mut state = self.lock();
         if let Some(m) = state.endpoints.get_mut(&endpoint.network_id) {
@@ -1036,6 +1065,7 @@ mod tests {
         let bridge = first.get("bridge").unwrap();
         assert_eq!(bridge.subnet.unwrap().to_string(), "10.250.0.0/24");
         assert_eq!(bridge.gateway.unwrap().to_string(), "10.250.0.1");
+        first.persist_unsaved().unwrap();
         drop(first);
         let again = Networks::open(config(dir.path())).unwrap();
         assert_eq!(again.get("bridge").unwrap().id, bridge.id);

@@ -44,6 +44,7 @@ impl Error {
             Error::Network(e) => e.kind(),
             Error::Start(message)
                 if message.contains("executable file not found")
+                    || message.contains("not found in $PATH")
                     || message.contains("no such file or directory")
                     || message.contains("permission denied") =>
             {

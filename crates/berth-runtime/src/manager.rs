@@ -458,6 +458,7 @@ impl Runtime {
                 self.teardown(&id);
                 let message = e.to_string();
                 let code = if message.contains("executable file not found")
+                    || message.contains("not found in $PATH")
                     || message.contains("no such file or directory")
                 {
                     127
@@ -534,12 +535,16 @@ impl Runtime {
             .find_map(|e| e.strip_prefix("PATH="))
             .unwrap_or(spec::DEFAULT_PATH)
             .to_string();
-        rootfs::check_executable(
-            &merged,
-            &record.path,
-            &path_env,
-            record.config_str("WorkingDir"),
-        )?;
+        // The check sees the image's files only: a command that may come from a
+        // volume or bind mount is left for the runtime to find.
+        if !may_come_from_a_mount(record, &record.path, &path_env) {
+            rootfs::check_executable(
+                &merged,
+                &record.path,
+                &path_env,
+                record.config_str("WorkingDir"),
+            )?;
+        }
         if let Some(workdir) = Some(record.config_str("WorkingDir")).filter(|w| !w.is_empty()) {
             // Docker creates a missing working directory.
             let _ = std::fs::create_dir_all(merged.join(workdir.trim_start_matches('/')));
@@ -756,8 +761,13 @@ impl Runtime {
         if state.endpoints.is_empty() && state.ports.is_empty() {
             return;
         }
-        self.disconnect_endpoints(&container.id(), &state.endpoints, &state.ports)
-            .await;
+        let id = container.id();
+        if let (Some(first), false) = (state.endpoints.first(), state.ports.is_empty()) {
+            self.networks.unpublish(&id, first, &state.ports);
+        }
+        for endpoint in &state.endpoints {
+            self.networks.release(&id, endpoint);
+        }
         let _ = container.update_state(|s| {
             s.endpoints.clear();
             s.ports.clear();
@@ -1509,7 +1519,9 @@ impl Runtime {
             .find_map(|e| e.strip_prefix("PATH="))
             .unwrap_or(spec::DEFAULT_PATH)
             .to_string();
-        rootfs::check_executable(&merged, &args[0], &path_env, &cwd)?;
+        if !may_come_from_a_mount(&record, &args[0], &path_env) {
+            rootfs::check_executable(&merged, &args[0], &path_env, &cwd)?;
+        }
         let process = spec::exec_process(
             &record,
             args,
@@ -1990,6 +2002,21 @@ fn validate_host_config(host: &mut Value) -> Result<()> {
         host["NetworkMode"] = json!("bridge");
     }
     Ok(())
+}
+
+/// Whether `command` is, or is looked up, under one of the container's mounts.
+fn may_come_from_a_mount(record: &ContainerRecord, command: &str, path_env: &str) -> bool {
+    let under = |p: &str| {
+        record.mounts.iter().any(|m| {
+            let d = m.destination.trim_end_matches('/');
+            p == d || p.starts_with(&format!("{d}/"))
+        })
+    };
+    if command.contains('/') {
+        command.starts_with('/') && under(command)
+    } else {
+        path_env.split(':').any(under)
+    }
 }
 
 #[cfg(test)]
