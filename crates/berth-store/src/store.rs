@@ -447,6 +447,26 @@ impl ImageStore {
         Ok(previous.filter(|p| p != id))
     }
 
+    /// Records `repo@sha256:…` (the manifest a registry knows the image by), replacing
+    /// an older digest for the same repository as Docker does.
+    pub fn add_repo_digest(&self, id: &Digest, repo_digest: &str) -> Result<()> {
+        let _guard = self.lock();
+        let repo = repo_digest.split('@').next().unwrap_or("");
+        let mut index = self.write_index();
+        let image = index
+            .images
+            .get_mut(id)
+            .ok_or_else(|| Error::ImageNotFound(id.to_string()))?;
+        let mut record = image.record.clone();
+        record
+            .repo_digests
+            .retain(|d| d.split('@').next().unwrap_or("") != repo);
+        record.repo_digests.push(repo_digest.to_string());
+        fsutil::write_json_atomic(&self.images_dir.join(format!("{}.json", id.hex())), &record)?;
+        image.record = record;
+        Ok(())
+    }
+
     fn ref_path(&self, reference: &Reference) -> PathBuf {
         self.refs_dir.join(format!(
             "{}.json",

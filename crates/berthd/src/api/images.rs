@@ -253,19 +253,19 @@ fn split_action(rest: &str) -> ApiResult<(&str, &str)> {
         .ok_or_else(|| ApiError::not_found(format!("page not found: /images/{rest}")))
 }
 
-/// POST `/images/{name}/tag` (push arrives with the registry).
+/// POST `/images/{name}/tag` and `/images/{name}/push`.
 pub async fn post_dispatch(
     State(daemon): State<AppState>,
     Path(rest): Path<String>,
     params: Params,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
     let (name, action) = split_action(&rest)?;
     match action {
         "tag" => tag(&daemon, name, &params),
-        "push" => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "pushing images is not supported by this berthd yet",
-        )),
+        "push" => {
+            super::registry::push(State(daemon), Path(name.to_string()), params, headers).await
+        }
         _ => Err(ApiError::not_found(format!(
             "page not found: /images/{rest}"
         ))),
@@ -336,8 +336,13 @@ pub async fn delete(
 pub async fn create(
     State(daemon): State<AppState>,
     params: Params,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
+    if params.non_empty("fromSrc").is_none() && params.non_empty("fromImage").is_some() {
+        drain(body).await;
+        return super::registry::pull(daemon, params, headers).await;
+    }
     let options = match import_options(&params) {
         Ok(o) => o,
         Err(e) => {

@@ -9,6 +9,7 @@ mod hijack;
 mod images;
 mod networks;
 mod params;
+mod registry;
 mod stream;
 mod system;
 mod volumes;
@@ -60,6 +61,7 @@ pub fn router(daemon: AppState) -> Router {
         .route("/info", get(system::info))
         .route("/events", get(system::events))
         .route("/system/df", get(system::disk_usage))
+        .route("/auth", post(registry::auth))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))

@@ -1,0 +1,472 @@
+//! One repository on one registry over HTTP: endpoints (mirrors, plain HTTP only for
+//! insecure registries), the WWW-Authenticate challenge flow for Basic and Bearer
+//! auth, and requests with the Authorization header that flow produced.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::error::{Error, Result};
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+pub fn full(data: impl Into<Bytes>) -> Body {
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// What the daemon is configured with (`registry-mirrors`, `insecure-registries`).
+#[derive(Debug, Clone, Default)]
+pub struct RegistryConfig {
+    pub mirrors: Vec<String>,
+    pub insecure: Vec<String>,
+}
+
+/// What a client sent as `X-Registry-Auth` or to `/auth`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+    pub identity_token: String,
+}
+
+impl Credentials {
+    pub fn is_empty(&self) -> bool {
+        self.username.is_empty() && self.password.is_empty() && self.identity_token.is_empty()
+    }
+}
+
+/// The registry that serves images named with `domain`.
+pub const DOCKER_HUB: &str = "docker.io";
+
+impl RegistryConfig {
+    /// Docker's rule: localhost and loopback are insecure by default; others only when
+    /// listed (by `host[:port]` or by a CIDR holding the host's address).
+    pub fn is_insecure(&self, domain: &str) -> bool {
+        let host = host_of(domain);
+        if host == "localhost" {
+            return true;
+        }
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            if ip.is_loopback() {
+                return true;
+            }
+            for entry in &self.insecure {
+                if let Some((net, bits)) = entry.split_once('/') {
+                    if let (Ok(IpAddr::V4(net)), Ok(bits), IpAddr::V4(ip)) =
+                        (net.parse::<IpAddr>(), bits.parse::<u32>(), ip)
+                    {
+                        let mask = if bits == 0 {
+                            0
+                        } else {
+                            u32::MAX << (32 - bits.min(32))
+                        };
+                        if u32::from(net) & mask == u32::from(ip) & mask {
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
+        self.insecure
+            .iter()
+            .any(|e| e.trim_end_matches('/') == domain || e.trim_end_matches('/') == host)
+    }
+
+    /// Base URLs to try, in order: mirrors first for Docker Hub.
+    pub fn endpoints(&self, domain: &str) -> Vec<String> {
+        if domain == DOCKER_HUB {
+            let mut out: Vec<String> = self
+                .mirrors
+                .iter()
+                .map(|m| m.trim_end_matches('/').to_string())
+                .collect();
+            out.push("https://registry-1.docker.io".into());
+            return out;
+        }
+        let scheme = if self.is_insecure(domain) {
+            "http"
+        } else {
+            "https"
+        };
+        vec![format!("{scheme}://{domain}")]
+    }
+}
+
+fn host_of(domain: &str) -> &str {
+    if let Some(rest) = domain.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    domain.split(':').next().unwrap_or(domain)
+}
+
+/// A parsed `WWW-Authenticate` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: String,
+        scope: String,
+    },
+}
+
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let (scheme, params) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    let mut realm = String::new();
+    let mut service = String::new();
+    let mut scope = String::new();
+    // key="value" pairs; values may hold commas (scopes do), so split on `",`.
+    let mut rest = params.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key.trim().trim_start_matches(',').trim();
+        let (value, remainder) = if let Some(quoted) = after.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            }
+        } else {
+            match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            }
+        };
+        match key.to_ascii_lowercase().as_str() {
+            "realm" => realm = value.to_string(),
+            "service" => service = value.to_string(),
+            "scope" => scope = value.to_string(),
+            _ => {}
+        }
+        rest = remainder.trim_start_matches(',').trim();
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "basic" => Some(Challenge::Basic),
+        "bearer" => Some(Challenge::Bearer {
+            realm,
+            service,
+            scope,
+        }),
+        _ => None,
+    }
+}
+
+/// An HTTP client for one repository at one base URL.
+pub struct Client {
+    http: hyper_util::client::legacy::Client<HttpConnector, Body>,
+    pub base: String,
+    /// The repository path (`library/busybox`).
+    pub repository: String,
+    credentials: Option<Credentials>,
+    /// `pull` or `pull,push`, for bearer token scopes.
+    actions: String,
+    authorization: Mutex<Option<String>>,
+}
+
+fn transport(url: &str, e: impl std::fmt::Display) -> Error {
+    Error::Transport(format!("Get \"{url}\": {e}"))
+}
+
+impl Client {
+    pub fn new(
+        base: &str,
+        repository: &str,
+        credentials: Option<Credentials>,
+        push: bool,
+    ) -> Result<Self> {
+        if base.starts_with("https://") {
+            return Err(Error::Transport(format!(
+                "{base}: HTTPS registries are not supported by this berthd yet; list the registry in insecure-registries to use it over plain HTTP"
+            )));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Ok(Client {
+            http: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                .build(connector),
+            base: base.trim_end_matches('/').to_string(),
+            repository: repository.to_string(),
+            credentials: credentials.filter(|c| !c.is_empty()),
+            actions: if push {
+                "pull,push".into()
+            } else {
+                "pull".into()
+            },
+            authorization: Mutex::new(None),
+        })
+    }
+
+    /// `/v2/<repository>/<rest>` on this registry.
+    pub fn url(&self, rest: &str) -> String {
+        format!("{}/v2/{}/{}", self.base, self.repository, rest)
+    }
+
+    /// A URL the registry gave us (a `Location`), made absolute.
+    pub fn absolute(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else if location.starts_with('/') {
+            format!("{}{location}", self.base)
+        } else {
+            format!("{}/{location}", self.base)
+        }
+    }
+
+    async fn raw(
+        &self,
+        method: &Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Body,
+        authorization: Option<&str>,
+    ) -> Result<Response<Incoming>> {
+        let mut builder = Request::builder().method(method.clone()).uri(url);
+        for (k, v) in headers {
+            builder = builder.header(*k, v);
+        }
+        if let Some(a) = authorization {
+            builder = builder.header("Authorization", a);
+        }
+        let request = builder
+            .body(body)
+            .map_err(|e| Error::InvalidArgument(format!("{url}: {e}")))?;
+        self.http
+            .request(request)
+            .await
+            .map_err(|e| transport(url, e))
+    }
+
+    /// Sends a request, answering one auth challenge if the registry makes it.
+    /// `body` is called again for the retry.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: impl Fn() -> Body,
+    ) -> Result<Response<Incoming>> {
+        let cached = self
+            .authorization
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let response = self
+            .raw(&method, url, headers, body(), cached.as_deref())
+            .await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_challenge);
+        let Some(challenge) = challenge else {
+            return Err(Error::Unauthorized(format!(
+                "{}: unauthorized",
+                self.repository
+            )));
+        };
+        let authorization = self.authorize(&challenge).await?;
+        *self.authorization.lock().unwrap_or_else(|p| p.into_inner()) = Some(authorization.clone());
+        let response = self
+            .raw(&method, url, headers, body(), Some(&authorization))
+            .await?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            let message = error_message(response).await;
+            return Err(Error::Unauthorized(if self.credentials.is_some() {
+                format!("unauthorized: incorrect username or password ({message})")
+            } else {
+                format!("unauthorized: authentication required ({message})")
+            }));
+        }
+        Ok(response)
+    }
+
+    fn basic(&self) -> Option<String> {
+        let c = self.credentials.as_ref()?;
+        if c.username.is_empty() {
+            return None;
+        }
+        let raw = format!("{}:{}", c.username, c.password);
+        Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        ))
+    }
+
+    async fn authorize(&self, challenge: &Challenge) -> Result<String> {
+        match challenge {
+            Challenge::Basic => self
+                .basic()
+                .ok_or_else(|| Error::Unauthorized("unauthorized: authentication required".into())),
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => {
+                let scope = if scope.is_empty() {
+                    format!("repository:{}:{}", self.repository, self.actions)
+                } else {
+                    scope.clone()
+                };
+                let url = format!(
+                    "{realm}?service={}&scope={}",
+                    encode(service),
+                    encode(&scope)
+                );
+                if url.starts_with("https://") {
+                    return Err(Error::Transport(format!(
+                        "{realm}: HTTPS token services are not supported by this berthd yet"
+                    )));
+                }
+                let response = self
+                    .raw(&Method::GET, &url, &[], empty(), self.basic().as_deref())
+                    .await?;
+                let status = response.status();
+                let body = read_all(response, 1 << 20).await?;
+                if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                    return Err(Error::Unauthorized(
+                        "unauthorized: incorrect username or password".into(),
+                    ));
+                }
+                if !status.is_success() {
+                    return Err(Error::Protocol(format!(
+                        "token service {realm} answered {status}"
+                    )));
+                }
+                let value: serde_json::Value = serde_json::from_slice(&body)
+                    .map_err(|e| Error::Protocol(format!("token service {realm}: {e}")))?;
+                let token = value["token"]
+                    .as_str()
+                    .or_else(|| value["access_token"].as_str())
+                    .ok_or_else(|| {
+                        Error::Protocol(format!("token service {realm} sent no token"))
+                    })?;
+                Ok(format!("Bearer {token}"))
+            }
+        }
+    }
+
+    /// `GET /v2/`: whether these credentials are good here (`docker login`).
+    pub async fn check_login(&self) -> Result<()> {
+        let url = format!("{}/v2/", self.base);
+        let response = self.send(Method::GET, &url, &[], empty).await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(Error::Protocol(format!(
+                "login attempt to {url} failed with status: {}",
+                response.status()
+            )))
+        }
+    }
+}
+
+fn encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The body, up to `limit` bytes.
+pub async fn read_all(response: Response<Incoming>, limit: usize) -> Result<Vec<u8>> {
+    let mut body = response.into_body();
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Error::Transport(format!("reading a response: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            out.extend_from_slice(&data);
+            if out.len() > limit {
+                return Err(Error::Protocol(format!(
+                    "response larger than {limit} bytes"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The registry's own words for an error response (`errors[0].message`).
+pub async fn error_message(response: Response<Incoming>) -> String {
+    let status = response.status();
+    let body = read_all(response, 1 << 16).await.unwrap_or_default();
+    let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    match parsed["errors"][0]["message"].as_str() {
+        Some(m) => m.to_string(),
+        None => status.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges() {
+        assert_eq!(
+            parse_challenge("Basic realm=\"Registry Realm\""),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(
+            parse_challenge("Bearer realm=\"http://auth.local/token\",service=\"registry.local\",scope=\"repository:a/b:pull,push\""),
+            Some(Challenge::Bearer {
+                realm: "http://auth.local/token".into(),
+                service: "registry.local".into(),
+                scope: "repository:a/b:pull,push".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn insecure_rules_and_endpoints() {
+        let config = RegistryConfig {
+            mirrors: vec!["http://127.0.0.1:5001/".into()],
+            insecure: vec!["reg.lan:5000".into(), "10.1.0.0/16".into()],
+        };
+        assert!(config.is_insecure("localhost:5000"));
+        assert!(config.is_insecure("127.0.0.1:5000"));
+        assert!(config.is_insecure("reg.lan:5000"));
+        assert!(config.is_insecure("10.1.2.3:443"));
+        assert!(!config.is_insecure("quay.io"));
+        assert_eq!(
+            config.endpoints("127.0.0.1:5000"),
+            vec!["http://127.0.0.1:5000"]
+        );
+        assert_eq!(config.endpoints("quay.io"), vec!["https://quay.io"]);
+        assert_eq!(
+            config.endpoints("docker.io"),
+            vec!["http://127.0.0.1:5001", "https://registry-1.docker.io"]
+        );
+    }
+
+    #[test]
+    fn query_encoding() {
+        assert_eq!(
+            encode("repository:a/b:pull,push"),
+            "repository%3Aa%2Fb%3Apull%2Cpush"
+        );
+    }
+}
