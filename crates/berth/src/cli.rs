@@ -11,6 +11,9 @@ use clap::{Args, Parser, Subcommand};
     disable_version_flag = true
 )]
 pub struct Cli {
+    /// Location of client config files (default "~/.docker")
+    #[arg(long = "config", value_name = "string")]
+    pub config: Option<String>,
     /// Daemon socket to connect to
     #[arg(short = 'H', long = "host")]
     pub host: Option<String>,
@@ -60,6 +63,20 @@ pub enum Command {
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Authenticate to a registry
+    #[command(
+        long_about = "Authenticate to a registry.\nDefaults to Docker Hub if no server is specified."
+    )]
+    Login(LoginArgs),
+    /// Log out from a registry
+    #[command(
+        long_about = "Log out from a registry.\nIf no server is specified, the default is defined by the daemon."
+    )]
+    Logout(LogoutArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -185,6 +202,10 @@ pub enum ImageCommand {
     Load(LoadArgs),
     /// Remove unused images
     Prune(PruneArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -381,6 +402,79 @@ pub struct LoadArgs {
     /// Suppress the load output
     #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+/// `pull`, as docker's `image pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Skip image verification
+    #[arg(long = "disable-content-trust", value_name = "bool", default_value_t = true,
+          action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub disable_content_trust: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(
+        long,
+        value_name = "string",
+        env = "DOCKER_DEFAULT_PLATFORM",
+        hide_env = true
+    )]
+    pub platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub name: String,
+}
+
+/// `push`, as docker's `image push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Push all tags of an image to the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Skip image signing
+    #[arg(long = "disable-content-trust", value_name = "bool", default_value_t = true,
+          action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub disable_content_trust: bool,
+    /// Push a platform-specific manifest as a single-platform image to the registry.
+    /// Image index won't be pushed, meaning that other manifests, including
+    /// attestations won't be preserved. 'os[/arch[/variant]]': Explicit platform (eg.
+    /// linux/amd64)
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    #[arg(value_name = "NAME[:TAG]")]
+    pub name: String,
+}
+
+/// `login`. The flags are kept as typed (`None` when not given) so that an empty
+/// value is told from a missing one, as docker's checks need.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Password or Personal Access Token (PAT), or `-` to read from stdin
+    #[arg(short = 'p', long, value_name = "string", allow_hyphen_values = true)]
+    pub password: Option<String>,
+    /// Take the Password or Personal Access Token (PAT) from stdin
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// Username
+    #[arg(short = 'u', long, value_name = "string")]
+    pub username: Option<String>,
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -1420,6 +1514,53 @@ mod tests {
         assert!(Cli::try_parse_from(["berth", "network", "rm"]).is_err());
         assert!(Cli::try_parse_from(["berth", "network", "connect", "n"]).is_err());
         assert!(Cli::try_parse_from(["berth", "network", "ls", "x"]).is_err());
+    }
+
+    #[test]
+    fn registry_commands() {
+        let Some(Command::Login(login)) =
+            parse(&["login", "-u", "me", "-p", "-", "localhost:5000"]).command
+        else {
+            panic!("not login");
+        };
+        assert_eq!(login.username.as_deref(), Some("me"));
+        assert_eq!(login.password.as_deref(), Some("-"));
+        assert_eq!(login.server.as_deref(), Some("localhost:5000"));
+        let Some(Command::Login(login)) = parse(&["login", "--password-stdin", "-u", ""]).command
+        else {
+            panic!("not login");
+        };
+        assert!(login.password_stdin && login.password.is_none());
+        assert_eq!(login.username.as_deref(), Some(""));
+        assert!(matches!(
+            parse(&["logout"]).command,
+            Some(Command::Logout(LogoutArgs { server: None }))
+        ));
+        assert!(Cli::try_parse_from(["berth", "logout", "a", "b"]).is_err());
+        let Some(Command::Pull(pull)) =
+            parse(&["pull", "-aq", "--platform", "linux/arm64", "busybox"]).command
+        else {
+            panic!("not pull");
+        };
+        assert!(pull.all_tags && pull.quiet && pull.disable_content_trust);
+        assert_eq!(pull.platform.as_deref(), Some("linux/arm64"));
+        assert!(matches!(
+            parse(&["image", "pull", "--disable-content-trust=false", "x"]).command,
+            Some(Command::Image(ImageCommand::Pull(PullArgs {
+                disable_content_trust: false,
+                ..
+            })))
+        ));
+        let Some(Command::Image(ImageCommand::Push(push))) =
+            parse(&["image", "push", "-a", "localhost:5000/app"]).command
+        else {
+            panic!("not image push");
+        };
+        assert!(push.all_tags && !push.quiet);
+        assert!(Cli::try_parse_from(["berth", "push"]).is_err());
+        assert!(Cli::try_parse_from(["berth", "pull", "a", "b"]).is_err());
+        let cli = parse(&["--config", "/tmp/cfg", "logout"]);
+        assert_eq!(cli.config.as_deref(), Some("/tmp/cfg"));
     }
 
     #[test]

@@ -34,6 +34,11 @@ impl ClientError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, ClientError::Daemon { status, .. } if *status == StatusCode::NOT_FOUND)
     }
+
+    /// A 401: the registry wants credentials (docker then asks for them on a terminal).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, ClientError::Daemon { status, .. } if *status == StatusCode::UNAUTHORIZED)
+    }
 }
 
 pub type Result<T> = std::result::Result<T, ClientError>;
@@ -84,6 +89,19 @@ impl Client {
         body: Body,
         content_type: Option<&str>,
     ) -> Result<Response<Incoming>> {
+        self.send_with_headers(method, path, body, content_type, &[])
+            .await
+    }
+
+    /// [`Client::send`] with extra request headers (`X-Registry-Auth`).
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<Incoming>> {
         let uri = format!("/v{API_VERSION}{path}");
         let mut builder = Request::builder()
             .method(method)
@@ -91,6 +109,9 @@ impl Client {
             .header("Host", "berth");
         if let Some(ct) = content_type {
             builder = builder.header("Content-Type", ct);
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
         }
         let request = builder
             .body(body)

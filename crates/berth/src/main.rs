@@ -3,7 +3,9 @@
 mod cli;
 mod client;
 mod commands;
+mod credentials;
 mod output;
+mod reference;
 mod template;
 
 use std::process::ExitCode;

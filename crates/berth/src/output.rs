@@ -32,8 +32,15 @@ pub fn tabulate(rows: &[String]) -> String {
     out
 }
 
-/// `units.HumanSizeWithPrecision(size, 3)`: decimal units, three significant digits.
+/// `units.HumanSizeWithPrecision(size, 3)`: decimal units, three significant digits,
+/// as docker's tables show sizes.
 pub fn human_size(size: f64) -> String {
+    human_size_precision(size, 3)
+}
+
+/// `units.HumanSizeWithPrecision`: decimal units, `precision` significant digits
+/// (docker's progress bars use `units.HumanSize`, which is 4).
+pub fn human_size_precision(size: f64, precision: i32) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut value = size;
     let mut unit = 0;
@@ -41,11 +48,11 @@ pub fn human_size(size: f64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    format!("{}{}", go_g3(value), UNITS[unit])
+    format!("{}{}", go_g(value, precision), UNITS[unit])
 }
 
-/// Go's `%.3g` for values below 1000.
-fn go_g3(value: f64) -> String {
+/// Go's `%.{precision}g` for values below 1000.
+fn go_g(value: f64, precision: i32) -> String {
     if value == 0.0 {
         return "0".into();
     }
@@ -54,7 +61,7 @@ fn go_g3(value: f64) -> String {
     } else {
         1
     };
-    let decimals = (3 - digits_before).max(0) as usize;
+    let decimals = (precision - digits_before).max(0) as usize;
     let s = format!("{value:.decimals$}");
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -158,6 +165,36 @@ pub fn print_rows(
     Ok(())
 }
 
+/// docker's `tui.Output.PrintNote`: a blank line, an "Info" header, then the message
+/// with its lines aligned under the first. On a terminal the header is coloured,
+/// the text italic and `--platform` bold.
+pub fn info_note(message: &str, terminal: bool) -> String {
+    const WIDTH: usize = 9; // " Info -> " and "i Info → " alike.
+    let header = if terminal {
+        "\x1b[1m\x1b[106m\x1b[30mi\x1b[0m\x1b[0m \x1b[96mInfo → \x1b[0m\x1b[0m"
+    } else {
+        " Info -> "
+    };
+    let message = if terminal {
+        message.replace("--platform", "\x1b[1m--platform\x1b[0m")
+    } else {
+        message.to_string()
+    };
+    let mut out = format!("\n{header}");
+    for (i, line) in message.split('\n').enumerate() {
+        if i > 0 {
+            out.push_str(&" ".repeat(WIDTH));
+        }
+        if terminal {
+            out.push_str(&format!("\x1b[3m{line}\x1b[0m"));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Streams a response body to a file (written beside it, then renamed, so an
 /// interrupted copy leaves nothing half-written under the name) or to stdout.
 pub async fn write_body(
@@ -217,6 +254,9 @@ mod tests {
         assert_eq!(human_size(4_261_296.0), "4.26MB");
         assert_eq!(human_size(10_000_000.0), "10MB");
         assert_eq!(human_size(215_400_000.0), "215MB");
+        assert_eq!(human_size_precision(1_049_000.0, 4), "1.049MB");
+        assert_eq!(human_size_precision(2_219_000.0, 4), "2.219MB");
+        assert_eq!(human_size_precision(32_768.0, 4), "32.77kB");
     }
 
     #[test]
@@ -227,6 +267,15 @@ mod tests {
         assert_eq!(human_duration(3 * 3600), "3 hours");
         assert_eq!(human_duration(3 * 86400), "3 days");
         assert_eq!(human_duration(20 * 86400), "2 weeks");
+    }
+
+    #[test]
+    fn notes_like_docker() {
+        assert_eq!(
+            info_note("first\nsecond", false),
+            "\n Info -> first\n         second\n"
+        );
+        assert!(info_note("use --platform", true).contains("\x1b[1m--platform\x1b[0m"));
     }
 
     #[test]

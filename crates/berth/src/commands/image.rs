@@ -1,4 +1,5 @@
-//! `image` commands: ls, inspect, import, tag, rm, history, save, load, prune.
+//! `image` commands: ls, inspect, import, tag, rm, history, save, load, prune, pull
+//! and push.
 
 use std::io::IsTerminal;
 
@@ -6,14 +7,22 @@ use anyhow::{bail, Result};
 use hyper::Method;
 use serde_json::{json, Value};
 
+use super::common::fail;
+use super::progress::{self, Target};
+use super::registry;
 use crate::cli::{
-    HistoryArgs, ImageLsArgs, ImportArgs, InspectArgs, LoadArgs, PruneArgs, RmiArgs, SaveArgs,
-    TagArgs,
+    HistoryArgs, ImageLsArgs, ImportArgs, InspectArgs, LoadArgs, PruneArgs, PullArgs, PushArgs,
+    RmiArgs, SaveArgs, TagArgs,
 };
 use crate::client::{self, filters_json, path_segment, with_query, Client, ClientError};
-use crate::output::{ago, go_time, human_size, pretty_json, print_rows, short_id};
+use crate::credentials::{self, ConfigFile};
+use crate::output::{ago, go_time, human_size, info_note, pretty_json, print_rows, short_id};
+use crate::reference::Reference;
 use crate::template::Template;
 use crate::ExitStatus;
+
+/// The header that carries registry credentials to the daemon.
+const AUTH_HEADER: &str = "X-Registry-Auth";
 
 /// Docker's header names for image list fields.
 const IMAGE_HEADERS: &[(&str, &str)] = &[
@@ -227,24 +236,18 @@ pub async fn import(client: &Client, args: ImportArgs) -> Result<()> {
             Some("application/x-tar"),
         )
         .await?;
-    let bytes = client::read_all(response).await?;
-    for message in json_messages(&bytes) {
-        if let Some(error) = message["error"].as_str() {
-            bail!("{error}");
-        }
-        if let Some(status) = message["status"].as_str() {
-            println!("{status}");
-        }
-    }
-    Ok(())
+    show_stream(response, Target::Stdout).await
 }
 
-/// Splits a `\r\n`-separated JSON message stream.
-fn json_messages(bytes: &[u8]) -> Vec<Value> {
-    bytes
-        .split(|&b| b == b'\n')
-        .filter_map(|line| serde_json::from_slice::<Value>(line.trim_ascii()).ok())
-        .collect()
+/// Shows a JSON message stream; an error in it ends the command with status 1.
+async fn show_stream(
+    response: hyper::Response<hyper::body::Incoming>,
+    target: Target,
+) -> Result<()> {
+    progress::show(response, target)
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(1, e))
 }
 
 pub async fn tag(client: &Client, args: TagArgs) -> Result<()> {
@@ -407,16 +410,353 @@ pub async fn load(client: &Client, args: LoadArgs) -> Result<()> {
     let response = client
         .send(Method::POST, &path, body, Some("application/x-tar"))
         .await?;
-    let bytes = client::read_all(response).await?;
-    for message in json_messages(&bytes) {
-        if let Some(error) = message["error"].as_str() {
-            bail!("{error}");
+    let json = response
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|ct| ct.starts_with("application/json"));
+    if json {
+        show_stream(response, Target::Stdout).await
+    } else {
+        crate::output::write_body(response, None, "load image").await
+    }
+}
+
+/// `POST /images/create` for a registry image, as the docker client's `ImagePull`
+/// and `ImageCreate` send it: the fully qualified name in `fromImage`, the tag or
+/// digest in `tag` (none for `--all-tags`), the platform lower-cased, and the
+/// credentials in `X-Registry-Auth`.
+pub(crate) async fn create_from_registry(
+    client: &Client,
+    name: &str,
+    tag: Option<&str>,
+    platform: Option<&str>,
+    auth: &str,
+) -> client::Result<hyper::Response<hyper::body::Incoming>> {
+    let path = with_query(
+        "/images/create",
+        &[
+            ("fromImage", name.to_string()),
+            ("tag", tag.unwrap_or_default().to_string()),
+            ("platform", platform.unwrap_or_default().to_lowercase()),
+        ],
+    );
+    client
+        .send_with_headers(
+            Method::POST,
+            &path,
+            client::empty(),
+            None,
+            &[(AUTH_HEADER, auth)],
+        )
+        .await
+}
+
+/// The reference `pull` and `push` work on: parsed as docker does, refused with
+/// `--all-tags` when it has a tag, given `latest` (and saying so) when it has none.
+fn command_reference(name: &str, all_tags: bool, quiet: bool) -> Result<Reference> {
+    let reference = Reference::parse_normalized(name).map_err(|e| fail(1, e))?;
+    if all_tags && !reference.is_name_only() {
+        return Err(fail(1, "tag can't be used with --all-tags/-a"));
+    }
+    if !all_tags && reference.is_name_only() {
+        if !quiet {
+            println!("Using default tag: latest");
         }
-        if let Some(stream) = message["stream"].as_str() {
-            print!("{stream}");
+        return Ok(reference.with_default_tag());
+    }
+    Ok(reference)
+}
+
+/// Sends a registry request with the stored credentials; when the daemon answers
+/// 401, asks for others on the terminal and tries once more, as docker's
+/// `PrivilegeFunc`.
+async fn with_registry_auth<F, Fut>(
+    reference: &Reference,
+    command: &str,
+    send: F,
+) -> Result<hyper::Response<hyper::body::Incoming>>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = client::Result<hyper::Response<hyper::body::Incoming>>>,
+{
+    let key = credentials::key_for_domain(&reference.domain);
+    let auth = ConfigFile::load_default().registry_auth(&key);
+    match send(auth).await {
+        Err(e) if e.is_unauthorized() => {
+            match registry::ask_for_credentials(&key, command).await? {
+                Some(auth) => Ok(send(auth).await?),
+                None => Err(e.into()),
+            }
+        }
+        result => Ok(result?),
+    }
+}
+
+pub async fn pull(client: &Client, args: PullArgs) -> Result<()> {
+    let reference = command_reference(&args.name, args.all_tags, args.quiet)?;
+    let platform = args.platform.filter(|p| !p.is_empty());
+    let tag = (!args.all_tags).then(|| reference.api_tag());
+    let name = reference.name();
+    let response = with_registry_auth(&reference, "pull", |auth| {
+        let (name, tag, platform) = (name.clone(), tag.clone(), platform.clone());
+        async move {
+            create_from_registry(client, &name, tag.as_deref(), platform.as_deref(), &auth).await
+        }
+    })
+    .await?;
+    let target = if args.quiet {
+        Target::Discard
+    } else {
+        Target::Stdout
+    };
+    show_stream(response, target).await?;
+    println!("{reference}");
+    Ok(())
+}
+
+pub async fn push(client: &Client, args: PushArgs) -> Result<()> {
+    let platform = match args.platform.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => match parse_platform(p) {
+            Ok(platform) => {
+                print!(
+                    "{}",
+                    info_note(
+                        "Using --platform pushes only the specified platform manifest of a multi-platform image index.\n\
+                         Other components, like attestations, will not be included.\n\
+                         To push the complete multi-platform image, remove the --platform flag.\n",
+                        std::io::stdout().is_terminal()
+                    )
+                );
+                Some(platform.to_string())
+            }
+            Err(e) => {
+                eprint!("Invalid platform {p}");
+                return Err(fail(1, e));
+            }
+        },
+        None => None,
+    };
+    let reference = command_reference(&args.name, args.all_tags, args.quiet)?;
+    if reference.digest.is_some() {
+        return Err(fail(1, "cannot push a digest reference"));
+    }
+    let path = with_query(
+        &format!("/images/{}/push", path_segment(&reference.name())),
+        &[
+            ("tag", reference.tag.clone().unwrap_or_default()),
+            ("platform", platform.unwrap_or_default()),
+        ],
+    );
+    let response = with_registry_auth(&reference, "push", |auth| {
+        let path = path.clone();
+        async move {
+            client
+                .send_with_headers(
+                    Method::POST,
+                    &path,
+                    client::empty(),
+                    None,
+                    &[(AUTH_HEADER, &auth)],
+                )
+                .await
+        }
+    })
+    .await?;
+    let target = if args.quiet {
+        Target::Discard
+    } else {
+        Target::Stdout
+    };
+    let result = progress::show(response, target).await;
+    let aux: &[Value] = match &result {
+        Ok(aux) => aux,
+        Err(_) => &[],
+    };
+    let notes = push_notes(aux);
+    let shown = match result {
+        Ok(_) => {
+            if args.quiet {
+                println!("{reference}");
+            }
+            Ok(())
+        }
+        Err(e) => Err(fail(1, e)),
+    };
+    let terminal = std::io::stdout().is_terminal();
+    for note in notes {
+        print!("{}", info_note(&note, terminal));
+    }
+    shown
+}
+
+/// The notes docker's push prints after the stream, from its `aux` messages.
+fn push_notes(aux: &[Value]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for aux in aux {
+        if aux["manifestPushedInsteadOfIndex"].as_bool() == Some(true) {
+            notes.push(format!(
+                "Not all multiplatform-content is present and only the available single-platform image was pushed\n\x1b[31m{}\x1b[0m -> \x1b[32m{}\x1b[0m",
+                aux["originalIndex"]["digest"].as_str().unwrap_or_default(),
+                aux["selectedManifest"]["digest"].as_str().unwrap_or_default(),
+            ));
+        }
+        if aux["contentMissing"].as_bool() == Some(true) {
+            notes.push(
+                "You're trying to push a manifest list/index which \n\
+                 \t\t\t\treferences multiple platform specific manifests, but not all of them are available locally\n\
+                 \t\t\t\tor available to the remote repository.\n\
+                 \n\
+                 \t\t\t\tMake sure you have all the referenced content and try again.\n\
+                 \n\
+                 \t\t\t\tYou can also push only a single platform specific manifest directly by specifying the platform you want to push with the --platform flag."
+                    .to_string(),
+            );
         }
     }
-    Ok(())
+    notes
+}
+
+/// containerd's `platforms.Parse` as far as push needs it: `os[/arch[/variant]]`,
+/// normalized, as the OCI platform JSON the API takes.
+fn parse_platform(specifier: &str) -> Result<Value, String> {
+    const KNOWN_OS: &[&str] = &[
+        "aix",
+        "android",
+        "darwin",
+        "dragonfly",
+        "freebsd",
+        "hurd",
+        "illumos",
+        "ios",
+        "js",
+        "linux",
+        "nacl",
+        "netbsd",
+        "openbsd",
+        "plan9",
+        "solaris",
+        "windows",
+        "zos",
+    ];
+    const KNOWN_ARCH: &[&str] = &[
+        "386",
+        "amd64",
+        "amd64p32",
+        "arm",
+        "armbe",
+        "arm64",
+        "arm64be",
+        "ppc64",
+        "ppc64le",
+        "loong64",
+        "mips",
+        "mipsle",
+        "mips64",
+        "mips64le",
+        "mips64p32",
+        "mips64p32le",
+        "ppc",
+        "riscv",
+        "riscv64",
+        "s390",
+        "s390x",
+        "sparc",
+        "sparc64",
+        "wasm",
+        "i386",
+        "x86_64",
+        "x86-64",
+        "aarch64",
+        "armhf",
+        "armel",
+    ];
+    let invalid =
+        || format!("\"{specifier}\": unknown operating system or architecture: invalid argument");
+    let parts: Vec<String> = specifier.split('/').map(str::to_lowercase).collect();
+    if parts.iter().any(|p| {
+        p.is_empty()
+            || !p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    }) {
+        return Err(invalid());
+    }
+    let host_arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    let (os, arch, variant) = match parts.as_slice() {
+        [one] if KNOWN_OS.contains(&one.as_str()) => {
+            let (arch, variant) = normalize_arch(host_arch, "");
+            (one.as_str(), arch, variant)
+        }
+        [one] if KNOWN_ARCH.contains(&one.as_str()) => {
+            let (arch, variant) = normalize_arch(one, "");
+            ("linux", arch, variant)
+        }
+        [os, arch] => {
+            let (arch, mut variant) = normalize_arch(arch, "");
+            if arch == "arm" && variant == "v7" {
+                variant.clear();
+            }
+            (os.as_str(), arch, variant)
+        }
+        [os, arch, variant] => {
+            let (arch, mut variant) = normalize_arch(arch, variant);
+            if arch == "arm64" && variant.is_empty() {
+                variant = "v8".into();
+            }
+            (os.as_str(), arch, variant)
+        }
+        _ => return Err(invalid()),
+    };
+    let os = if os == "macos" { "darwin" } else { os };
+    let mut platform = serde_json::Map::new();
+    platform.insert("architecture".into(), arch.into());
+    platform.insert("os".into(), os.into());
+    if !variant.is_empty() {
+        platform.insert("variant".into(), variant.into());
+    }
+    Ok(Value::Object(platform))
+}
+
+/// containerd's `normalizeArch`.
+fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
+    let (arch, variant) = (arch.to_lowercase(), variant.to_lowercase());
+    match arch.as_str() {
+        "i386" => ("386".into(), String::new()),
+        "x86_64" | "x86-64" | "amd64" => (
+            "amd64".into(),
+            if variant == "v1" {
+                String::new()
+            } else {
+                variant
+            },
+        ),
+        "aarch64" | "arm64" => (
+            "arm64".into(),
+            match variant.as_str() {
+                "8" | "v8" | "v8.0" => String::new(),
+                "9" | "9.0" | "v9.0" => "v9".into(),
+                _ => variant,
+            },
+        ),
+        "armhf" => ("arm".into(), "v7".into()),
+        "armel" => ("arm".into(), "v6".into()),
+        "arm" => (
+            "arm".into(),
+            match variant.as_str() {
+                "" | "7" => "v7".into(),
+                "5" | "6" | "8" => format!("v{variant}"),
+                _ => variant,
+            },
+        ),
+        _ => (arch, variant),
+    }
 }
 
 pub async fn prune(client: &Client, args: PruneArgs) -> Result<()> {
@@ -463,6 +803,50 @@ pub async fn prune(client: &Client, args: PruneArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platforms_like_containerd() {
+        let p = |s: &str| parse_platform(s).map(|v| v.to_string());
+        assert_eq!(
+            p("linux/amd64").unwrap(),
+            r#"{"architecture":"amd64","os":"linux"}"#
+        );
+        assert_eq!(
+            p("Linux/x86_64").unwrap(),
+            r#"{"architecture":"amd64","os":"linux"}"#
+        );
+        assert_eq!(
+            p("linux/arm/v6").unwrap(),
+            r#"{"architecture":"arm","os":"linux","variant":"v6"}"#
+        );
+        assert_eq!(
+            p("linux/arm").unwrap(),
+            r#"{"architecture":"arm","os":"linux"}"#
+        );
+        assert_eq!(
+            p("linux/arm64").unwrap(),
+            r#"{"architecture":"arm64","os":"linux"}"#
+        );
+        assert_eq!(
+            p("arm64").unwrap(),
+            r#"{"architecture":"arm64","os":"linux"}"#
+        );
+        assert_eq!(
+            p("foo").unwrap_err(),
+            "\"foo\": unknown operating system or architecture: invalid argument"
+        );
+        assert!(p("linux//amd64").is_err());
+    }
+
+    #[test]
+    fn push_notes_from_aux() {
+        let notes = push_notes(&[
+            serde_json::json!({"Tag": "1", "Digest": "sha256:d", "Size": 527}),
+            serde_json::json!({"contentMissing": true}),
+        ]);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].starts_with("You're trying to push a manifest list/index which \n"));
+    }
 
     #[test]
     fn repo_tag_split() {

@@ -4,6 +4,8 @@ mod common;
 mod container;
 mod image;
 mod network;
+mod progress;
+mod registry;
 mod system;
 mod volume;
 
@@ -16,6 +18,9 @@ use crate::cli::{
 use crate::client::Client;
 
 pub async fn run(cli: Cli) -> Result<()> {
+    if let Some(dir) = cli.config.as_deref() {
+        crate::credentials::set_config_dir(dir);
+    }
     let client = Client::from_host(cli.host.as_deref())?;
     if cli.version {
         println!("berth version {}", env!("CARGO_PKG_VERSION"));
@@ -59,6 +64,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             image::load(&client, args).await
         }
         Command::Image(ImageCommand::Prune(args)) => image::prune(&client, args).await,
+        Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => {
+            image::pull(&client, args).await
+        }
+        Command::Push(args) | Command::Image(ImageCommand::Push(args)) => {
+            image::push(&client, args).await
+        }
+        Command::Login(args) => registry::login(&client, args).await,
+        Command::Logout(args) => registry::logout(args).await,
         Command::Run(args) | Command::Container(C::Run(args)) => {
             container::run(&client, args).await
         }

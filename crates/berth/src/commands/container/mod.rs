@@ -12,7 +12,7 @@ mod list;
 mod logs;
 mod opts;
 mod run;
-mod stream;
+pub(crate) mod stream;
 
 use std::fmt::Display;
 use std::io::IsTerminal;

@@ -14,6 +14,10 @@ use super::stream::{self, StreamEnd, StreamOptions};
 use super::{exit_status, fail, inspect_container};
 use crate::cli::{AttachArgs, CreateArgs, RunArgs, StartArgs};
 use crate::client::{self, path_segment, with_query, Client, ClientError};
+use crate::commands::image::create_from_registry;
+use crate::commands::progress::{self, Target};
+use crate::credentials::{self, ConfigFile};
+use crate::reference::Reference;
 use crate::ExitStatus;
 
 /// Prints a refused option as docker does and exits 125.
@@ -83,116 +87,51 @@ pub struct ImageRef {
     pub familiar: String,
     /// The familiar repository alone (`busybox`, `localhost:5000/app`).
     pub familiar_name: String,
+    /// The registry (`docker.io`), whose credentials a pull sends.
+    pub domain: String,
 }
 
 /// Normalizes an image reference like docker's `ParseNormalizedNamed` +
-/// `TagNameOnly`; `None` for image IDs, which are never pulled.
+/// `TagNameOnly`; `None` for image IDs, which are never pulled, and for
+/// references docker would not parse (the daemon words that refusal).
 pub fn parse_image_ref(image: &str) -> Option<ImageRef> {
     let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
     if image.is_empty() || image.starts_with("sha256:") || hex64(image) {
         return None;
     }
-    let (name_tag, digest) = match image.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (image, None),
-    };
-    let slash = name_tag.rfind('/').map(|i| i + 1).unwrap_or(0);
-    let (name, tag) = match name_tag[slash..].rfind(':') {
-        Some(i) => (&name_tag[..slash + i], Some(&name_tag[slash + i + 1..])),
-        None => (name_tag, None),
-    };
-    let (domain, path) = match name.split_once('/') {
-        Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            (first.to_string(), rest.to_string())
-        }
-        _ => ("docker.io".to_string(), name.to_string()),
-    };
-    let path = if domain == "docker.io" && !path.contains('/') {
-        format!("library/{path}")
-    } else {
-        path
-    };
-    let full = format!("{domain}/{path}");
-    let familiar_name = if domain == "docker.io" {
-        path.strip_prefix("library/").unwrap_or(&path).to_string()
-    } else {
-        full.clone()
-    };
-    let (tag, familiar) = match (digest, tag) {
-        (Some(d), Some(t)) => (d.to_string(), format!("{familiar_name}:{t}@{d}")),
-        (Some(d), None) => (d.to_string(), format!("{familiar_name}@{d}")),
-        (None, Some(t)) => (t.to_string(), format!("{familiar_name}:{t}")),
-        (None, None) => ("latest".to_string(), format!("{familiar_name}:latest")),
-    };
+    let reference = Reference::parse_normalized(image).ok()?.with_default_tag();
     Some(ImageRef {
-        name: full,
-        tag,
-        familiar,
-        familiar_name,
+        name: reference.name(),
+        tag: reference.api_tag(),
+        familiar: reference.familiar_string(),
+        familiar_name: reference.familiar_name(),
+        domain: reference.domain,
     })
 }
 
-/// Pulls an image through `POST /images/create`, printing its progress messages to
-/// stderr (stdout is kept for the container id), without progress bars.
+/// Pulls an image through `POST /images/create` with the stored credentials for
+/// its registry, showing the progress on stderr (stdout is kept for the container
+/// id), or nowhere with `--quiet`, as docker's `pullImage` for create and run.
 async fn pull_image(
     client: &Client,
     image: &ImageRef,
     platform: Option<&str>,
     quiet: bool,
 ) -> Result<(), String> {
-    use http_body_util::BodyExt;
-    let path = with_query(
-        "/images/create",
-        &[
-            ("fromImage", image.name.clone()),
-            ("tag", image.tag.clone()),
-            ("platform", platform.unwrap_or_default().to_string()),
-        ],
-    );
-    let response = client
-        .send(Method::POST, &path, client::empty(), None)
+    let auth =
+        ConfigFile::load_default().registry_auth(&credentials::key_for_domain(&image.domain));
+    let response = create_from_registry(client, &image.name, Some(&image.tag), platform, &auth)
         .await
         .map_err(|e| e.to_string())?;
-    let mut body = response.into_body();
-    let mut pending: Vec<u8> = Vec::new();
-    let handle = |line: &[u8]| -> Result<(), String> {
-        let Ok(message) = serde_json::from_slice::<Value>(line.trim_ascii()) else {
-            return Ok(());
-        };
-        if let Some(error) = message["errorDetail"]["message"]
-            .as_str()
-            .or(message["error"].as_str())
-        {
-            return Err(error.to_string());
-        }
-        let detail = &message["progressDetail"];
-        let has_progress = detail["current"].as_i64().unwrap_or(0) > 0
-            || detail["total"].as_i64().unwrap_or(0) > 0;
-        if quiet || has_progress {
-            return Ok(());
-        }
-        let mut line = String::new();
-        if let Some(id) = message["id"].as_str().filter(|s| !s.is_empty()) {
-            line.push_str(&format!("{id}: "));
-        }
-        line.push_str(message["status"].as_str().unwrap_or(""));
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{line}");
-        Ok(())
+    let target = if quiet {
+        Target::Discard
+    } else {
+        Target::Stderr
     };
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("error reading the pull progress: {e}"))?;
-        if let Some(data) = frame.data_ref() {
-            pending.extend_from_slice(data);
-        }
-        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=pos).collect();
-            handle(&line)?;
-        }
-    }
-    handle(&pending)
+    progress::show(response, target)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Creates the container as docker's `createContainer` does: `--pull always` first,
@@ -642,6 +581,7 @@ mod tests {
                 tag: "latest".into(),
                 familiar: "busybox:latest".into(),
                 familiar_name: "busybox".into(),
+                domain: "docker.io".into(),
             }
         );
         let r = parse_image_ref("user/app:1.2").unwrap();
@@ -653,9 +593,18 @@ mod tests {
         let r = parse_image_ref("localhost:5000/app").unwrap();
         assert_eq!(r.name, "localhost:5000/app");
         assert_eq!(r.familiar, "localhost:5000/app:latest");
-        let r = parse_image_ref("busybox@sha256:abc").unwrap();
-        assert_eq!(r.tag, "sha256:abc");
-        assert_eq!(r.familiar, "busybox@sha256:abc");
+        assert_eq!(r.domain, "localhost:5000");
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let r = parse_image_ref(&format!("busybox@{digest}")).unwrap();
+        assert_eq!(r.tag, digest);
+        assert_eq!(r.familiar, format!("busybox@{digest}"));
+        let r = parse_image_ref(&format!("busybox:1@{digest}")).unwrap();
+        assert_eq!(
+            (r.tag.as_str(), r.familiar_name.as_str()),
+            (digest.as_str(), "busybox")
+        );
+        assert_eq!(parse_image_ref("busybox@sha256:abc"), None);
+        assert_eq!(parse_image_ref("Busybox"), None);
         assert_eq!(parse_image_ref(&"a".repeat(64)), None);
         assert_eq!(parse_image_ref("sha256:0123"), None);
     }
