@@ -463,7 +463,14 @@ async fn download_layer(
         std::io::copy(&mut hashing, &mut std::io::sink())
             .map_err(|e| Error::Transport(format!("layer {expected}: {e}")))?;
         let (got, size) = hashing.finish();
-        if got != expected || (expected_size > 0 && size != expected_size) {
+        let verified = got == expected && (expected_size == 0 || size == expected_size);
+        if !verified || staged.record.diff_id != diff_id {
+            // The uncompressed copy staging kept is of content nothing may refer to.
+            if staged.record.diff_id != diff_id {
+                let _ = store.content().remove(&staged.record.blob);
+            }
+        }
+        if !verified {
             return Err(Error::Protocol(format!(
                 "filesystem layer verification failed for digest {expected}"
             )));
