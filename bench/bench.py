@@ -408,6 +408,139 @@ def network_rows(base, have_dockerd, runs):
     return rows
 
 
+def docker_archive(path, layer_dirs, tag):
+    """A docker-archive with one layer per directory, as `docker save` writes it."""
+    import hashlib
+    import json as _json
+    work = path.parent / (path.name + ".d")
+    work.mkdir()
+    diff_ids, names = [], []
+    for i, d in enumerate(layer_dirs):
+        layer = work / f"layer{i}.tar"
+        subprocess.run(["tar", "-C", str(d), "-cf", str(layer), "."], check=True)
+        h = hashlib.sha256()
+        with open(layer, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        diff_ids.append("sha256:" + h.hexdigest())
+        (work / h.hexdigest()).mkdir()
+        layer.rename(work / h.hexdigest() / "layer.tar")
+        names.append(f"{h.hexdigest()}/layer.tar")
+    config = _json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+                          "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                          "history": [{"created_by": f"layer {i}"} for i in range(len(diff_ids))]}).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    (work / config_name).write_bytes(config)
+    (work / "manifest.json").write_text(_json.dumps([{"Config": config_name, "RepoTags": [tag], "Layers": names}]))
+    subprocess.run(["tar", "-C", str(work), "-cf", str(path), "."], check=True)
+    shutil.rmtree(work)
+
+
+def real_files(dest, budget, start=0):
+    """Copies real files (shared libraries: compressible as real images are) up to
+    `budget` bytes, skipping the first `start` bytes' worth, into `dest`."""
+    dest.mkdir(parents=True)
+    seen = 0
+    copied = 0
+    for dirpath, _, files in sorted(os.walk("/usr/lib/x86_64-linux-gnu")):
+        for name in sorted(files):
+            src = Path(dirpath) / name
+            if src.is_symlink() or not src.is_file():
+                continue
+            size = src.stat().st_size
+            if size > (4 << 20):
+                continue  # a few huge files would make layers lumpy and alike
+            seen += size
+            if seen <= start:
+                continue
+            target = dest / f"f{copied}"
+            shutil.copyfile(src, target)
+            copied += 1
+            budget -= size
+            if budget <= 0:
+                return
+
+
+def registry_rows(base, have_dockerd, runs):
+    """Pull and push through a local docker-registry: one ~200 MB layer, then 5 layers."""
+    rows = []
+    registry_bin = shutil.which("docker-registry")
+    if not registry_bin:
+        return ["| registry rows | skipped: docker-registry missing | | |"]
+    reg_root = base / "registry"
+    reg_root.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (reg_root / "config.yml").write_text(
+        f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {reg_root / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n")
+    registry = subprocess.Popen([registry_bin, "serve", str(reg_root / "config.yml")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    addr = f"127.0.0.1:{port}"
+    peers = []
+    try:
+        time.sleep(1)
+        bb = base / "bb-rootfs"
+        one = base / "one-layer"
+        real_files(one, 200 << 20)
+        shutil.copytree(bb, one, symlinks=True, dirs_exist_ok=True)
+        docker_archive(base / "one.tar", [one], f"{addr}/bench/one:1")
+        fresh = base / "fresh-layer"
+        real_files(fresh, 200 << 20, start=200 << 20)
+        shutil.copytree(bb, fresh, symlinks=True, dirs_exist_ok=True)
+        docker_archive(base / "fresh.tar", [fresh], "bench/fresh:1")
+        fives = []
+        for i in range(5):
+            d = base / f"five{i}"
+            real_files(d, 40 << 20, start=i * (40 << 20))
+            fives.append(d)
+        shutil.copytree(bb, fives[0], symlinks=True, dirs_exist_ok=True)
+        docker_archive(base / "five.tar", fives, f"{addr}/bench/five:1")
+        for name in ("one", "five"):
+            subprocess.run(["skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false",
+                            f"docker-archive:{base / (name + '.tar')}", f"docker://{addr}/bench/{name}:1"],
+                           check=True, capture_output=True)
+        for cls in [Berth] + ([Dockerd] if have_dockerd else []):
+            root = base / f"{cls.name}-registry"
+            (root / "run").mkdir(parents=True)
+            peer = cls(root)
+            peer.start()
+            peers.append(peer)
+        pulls = {}
+        pushes = {}
+        samples = max(3, runs // 3)
+        for peer in peers:
+            for name in ("one", "five"):
+                ref = f"{addr}/bench/{name}:1"
+                times = []
+                for _ in range(samples):
+                    t0 = time.perf_counter()
+                    docker(peer, "pull", "-q", ref)
+                    times.append(time.perf_counter() - t0)
+                    docker(peer, "rmi", ref)
+                pulls[(peer.name, name)] = statistics.median(times) * 1000
+            # A first push of an image the daemon never exchanged with this registry
+            # (loaded from an archive): dockerd compresses it, berth sends its tar.
+            docker(peer, "load", "-q", "-i", str(base / "fresh.tar"))
+            target = f"{addr}/fresh-{peer.name}/one:1"
+            docker(peer, "tag", "bench/fresh:1", target)
+            t0 = time.perf_counter()
+            docker(peer, "push", "-q", target)
+            pushes[peer.name] = (time.perf_counter() - t0) * 1000
+        nan = float("nan")
+        rows.append(row("pull, one ~200 MB gzip layer (pushed by skopeo), local registry",
+                        pulls[("berthd", "one")], pulls.get(("dockerd", "one"), nan), "ms"))
+        rows.append(row("pull, 5 layers of ~40 MB", pulls[("berthd", "five")], pulls.get(("dockerd", "five"), nan), "ms"))
+        rows.append(row("first push of the ~200 MB image (loaded, never pushed)", pushes["berthd"], pushes.get("dockerd", nan), "ms"))
+    finally:
+        for peer in peers:
+            peer.stop()
+        registry.terminate()
+        registry.wait()
+    return rows
+
+
 def volume_rows(base, runs):
     """Volume mount cost per volume, and copy-up speed against `cp -a` of the same data."""
     rows = []
@@ -459,6 +592,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--only", choices=["network", "registry"], help="run one group of rows")
     args = parser.parse_args()
     have_dockerd = shutil.which("dockerd") is not None
     base = Path(tempfile.mkdtemp(prefix="berth-bench-"))
@@ -466,6 +600,10 @@ def main():
     # Every daemon here adds NAT rules for its bridge; the host gets its rules back.
     saved_rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     try:
+        if args.only:
+            busybox_tar(base)
+            rows.extend({"network": network_rows, "registry": registry_rows}[args.only](base, have_dockerd, args.runs))
+            return print_rows(rows)
         # Start-to-ready: a fresh root each time so nothing is warm but the page cache.
         starts = {"berthd": [], "dockerd": []}
         rss = {}
@@ -513,6 +651,7 @@ def main():
         rows.extend(container_rows(base, have_dockerd, args.runs))
         rows.extend(volume_rows(base, args.runs))
         rows.extend(network_rows(base, have_dockerd, args.runs))
+        rows.extend(registry_rows(base, have_dockerd, args.runs))
     finally:
         for link in BENCH_BRIDGES:
             subprocess.run(["ip", "link", "del", link], capture_output=True)
@@ -520,6 +659,10 @@ def main():
         for cls_root in base.glob("dockerd-*"):
             subprocess.run(["umount", "-R", str(cls_root / "data")], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+    print_rows(rows)
+
+
+def print_rows(rows):
     print("| measure | berth | dockerd | ratio |")
     print("| --- | --- | --- | --- |")
     for r in rows:

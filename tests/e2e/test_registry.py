@@ -134,6 +134,15 @@ def test_images_skopeo_pushed_gzip_and_multi_arch(bb, registry):
     out = bb.docker("pull", f"{registry.addr}/sk/bb:gz").out
     assert "Pull complete" in out
     assert bb.docker("run", "--rm", f"{registry.addr}/sk/bb:gz", "true").returncode == 0
+    # Kept as the registry served it: saved as a plain archive, pushed back as gzip.
+    resaved = bb.root / "resaved.tar"
+    bb.docker("save", "-o", str(resaved), f"{registry.addr}/sk/bb:gz")
+    assert json.loads(skopeo("inspect", f"docker-archive:{resaved}").out)["Layers"]
+    bb.docker("tag", f"{registry.addr}/sk/bb:gz", f"{registry.addr}/sk/again:1")
+    bb.docker("push", f"{registry.addr}/sk/again:1")
+    again = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{registry.addr}/sk/again:1").out)
+    assert again["layers"][0]["digest"] == manifest["layers"][0]["digest"]
+    assert again["layers"][0]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
 
     # A multi-arch index: the host's platform is picked; a platform it lacks is named.
     layout = bb.root / "multi"
@@ -299,3 +308,27 @@ def test_bad_references_and_unknown_tags(bb, registry):
     assert r.returncode != 0 and "must be lowercase" in r.err
     r = bb.docker("push", f"{registry.addr}/not/local:1", check=False)
     assert r.returncode == 1 and "does not exist locally" in r.err
+
+
+def test_docker_hub_names_go_to_the_configured_mirror(tmp_root, busybox_tar, registry):
+    from conftest import Daemon
+
+    # Seed the mirror as Docker Hub's library/busybox would be.
+    seed = Daemon(tmp_root / "seed").start()
+    try:
+        seed.docker("import", "-c", 'CMD ["sh"]', str(busybox_tar), f"{registry.addr}/library/busybox:latest")
+        seed.docker("push", f"{registry.addr}/library/busybox:latest")
+    finally:
+        seed.docker("rm", "-f", *seed.docker("ps", "-aq").out.split(), check=False)
+        seed.stop()
+    (tmp_root / "mirrored").mkdir()
+    d = Daemon(tmp_root / "mirrored", config={"registry-mirrors": [f"http://{registry.addr}"]}).start()
+    try:
+        out = d.docker("pull", "busybox").out
+        assert "Status: Downloaded newer image for busybox:latest" in out
+        assert d.docker("run", "--rm", "busybox", "echo", "via-mirror").out.strip() == "via-mirror"
+        info = json.loads(d.docker("info", "--format", "{{json .RegistryConfig.Mirrors}}").out)
+        assert info == [f"http://{registry.addr}/"]
+    finally:
+        d.docker("rm", "-f", *d.docker("ps", "-aq").out.split(), check=False)
+        d.stop()

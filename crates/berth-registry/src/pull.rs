@@ -7,8 +7,7 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use berth_store::compression::decompress;
-use berth_store::digest::{chain_ids, HashingReader};
+use berth_store::digest::chain_ids;
 use berth_store::{Digest, ImageConfig, ImageStore, Reference};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -310,6 +309,10 @@ async fn pull_from(
             Some(chains[i - 1].clone())
         };
         let job = LayerJob {
+            media_type: layer["mediaType"]
+                .as_str()
+                .unwrap_or("application/vnd.oci.image.layer.v1.tar+gzip")
+                .to_string(),
             blob,
             size,
             id,
@@ -382,6 +385,7 @@ async fn fetch_small_blob(client: &Client, digest: &Digest) -> Result<Vec<u8>> {
 
 struct LayerJob {
     blob: Digest,
+    media_type: String,
     size: u64,
     id: String,
     parent: Option<Digest>,
@@ -444,37 +448,30 @@ async fn download_layer(
     }
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(16);
     let expected = job.blob.clone();
-    let expected_size = job.size;
     let diff_id = job.diff_id.clone();
     let chain = job.chain.clone();
     let parent = job.parent.clone();
+    let media_type = job.media_type.clone();
     let unpack = tokio::task::spawn_blocking(move || -> Result<()> {
-        let mut hashing = HashingReader::new(ChannelReader {
+        let reader = ChannelReader {
             rx,
             current: Bytes::new(),
-        });
-        let staged = {
-            let (_, tar) = decompress(&mut hashing)
-                .map_err(|e| Error::Protocol(format!("layer {expected}: {e}")))?;
-            store
-                .layers()
-                .stage(parent.as_ref(), tar, store.content())?
         };
-        std::io::copy(&mut hashing, &mut std::io::sink())
-            .map_err(|e| Error::Transport(format!("layer {expected}: {e}")))?;
-        let (got, size) = hashing.finish();
-        let verified = got == expected && (expected_size == 0 || size == expected_size);
-        if !verified || staged.record.diff_id != diff_id {
-            // The uncompressed copy staging kept is of content nothing may refer to.
-            if staged.record.diff_id != diff_id {
-                let _ = store.content().remove(&staged.record.blob);
-            }
-        }
-        if !verified {
-            return Err(Error::Protocol(format!(
-                "filesystem layer verification failed for digest {expected}"
-            )));
-        }
+        let staged = store
+            .layers()
+            .stage_blob(
+                parent.as_ref(),
+                reader,
+                store.content(),
+                &expected,
+                &media_type,
+            )
+            .map_err(|e| match e {
+                berth_store::Error::DigestMismatch { .. } => Error::Protocol(format!(
+                    "filesystem layer verification failed for digest {expected}"
+                )),
+                e => Error::Store(e),
+            })?;
         if staged.record.diff_id != diff_id || staged.record.chain_id != chain {
             return Err(Error::Protocol(format!(
                 "layer {expected} does not match the image config (diff id {} instead of {diff_id})",

@@ -95,7 +95,7 @@ pub async fn push(options: &PushOptions, reference: &Reference) -> Result<Pushed
     for layer in &layers {
         let size = options.store.content().size(&layer.blob)?;
         descriptors
-            .push(json!({"mediaType": layer.media_type, "digest": layer.blob, "size": size}));
+            .push(json!({"mediaType": oci_layer_type(&layer.media_type), "digest": layer.blob, "size": size}));
     }
     let config = options.store.content().read(&image.id)?;
     upload_blob(
@@ -141,6 +141,17 @@ pub async fn push(options: &PushOptions, reference: &Reference) -> Result<Pushed
         digest,
         size: manifest.len(),
     })
+}
+
+/// The OCI name of a layer media type (a pulled Docker gzip layer keeps its bytes).
+fn oci_layer_type(media_type: &str) -> &str {
+    match media_type {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        }
+        "application/vnd.docker.image.rootfs.diff.tar" => "application/vnd.oci.image.layer.v1.tar",
+        other => other,
+    }
 }
 
 enum BlobSource {

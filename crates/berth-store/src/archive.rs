@@ -59,15 +59,24 @@ pub fn save<W: Write>(store: &ImageStore, items: &[SaveItem], out: W) -> Result<
         let mut layer_descriptors = Vec::new();
         for layer in store.image_layers(image)? {
             let path = format!("blobs/sha256/{}", layer.diff_id.hex());
-            let size = store.content().size(&layer.blob)?;
+            // Archives carry uncompressed layers; a pulled layer is kept as the registry
+            // served it, so it is decompressed into a temp file first (its size goes
+            // in the tar header before its bytes).
+            let (blob, size): (File, u64) = if layer.media_type == MEDIA_TYPE_LAYER_TAR {
+                (
+                    store.content().open_blob(&layer.blob)?,
+                    store.content().size(&layer.blob)?,
+                )
+            } else {
+                let scratch = store.temp_dir()?;
+                let mut tmp = tempfile_in(scratch.path())?;
+                let source = store.content().open_blob(&layer.blob)?;
+                let (_, mut plain) = decompress(source).map_err(io_err)?;
+                let size = io::copy(&mut plain, &mut tmp).map_err(io_err)?;
+                io::Seek::seek(&mut tmp, io::SeekFrom::Start(0)).map_err(io_err)?;
+                (tmp, size)
+            };
             if written.insert(path.clone()) {
-                if layer.media_type != MEDIA_TYPE_LAYER_TAR {
-                    return Err(Error::Internal(format!(
-                        "layer {} is stored as {}; saving it is not supported",
-                        layer.diff_id, layer.media_type
-                    )));
-                }
-                let blob = store.content().open_blob(&layer.blob)?;
                 let mut header = file_header(size, 0o644);
                 tar.append_data(&mut header, &path, blob).map_err(io_err)?;
             }
@@ -269,6 +278,19 @@ fn load_one(
 
 /// Entries of an OCI layout: each manifest in `index.json` (nested indexes resolved to
 /// this host's platform) with the name its annotations give.
+/// An unnamed temp file under `dir` (gone when closed).
+fn tempfile_in(dir: &Path) -> Result<File> {
+    let path = dir.join(format!("layer-{}", crate::fsutil::random_hex(8)));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| Error::io("create temp file", &path, e))?;
+    let _ = std::fs::remove_file(&path);
+    Ok(file)
+}
+
 fn oci_entries(root: &Path, index: &Value) -> Result<Vec<(Vec<u8>, Vec<String>, Vec<String>)>> {
     let mut out = Vec::new();
     let manifests = index["manifests"].as_array().cloned().unwrap_or_default();

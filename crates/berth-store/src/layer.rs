@@ -90,6 +90,58 @@ impl LayerStore {
         self.stage_inner(parent, reader, content, true)
     }
 
+    /// Unpacks a layer blob as a registry serves it (gzip, zstd or plain tar), keeping
+    /// that blob, not an uncompressed copy, in the content store: fewer bytes written,
+    /// and a push back to a registry sends the same bytes under the same digest. The
+    /// blob must have digest `expected`; nothing is kept otherwise.
+    pub fn stage_blob<R: Read>(
+        &self,
+        parent: Option<&Digest>,
+        reader: R,
+        content: &ContentStore,
+        expected: &Digest,
+        media_type: &str,
+    ) -> Result<StagedLayer> {
+        let temp = self.dir.join(format!(".tmp-{}", fsutil::random_hex(12)));
+        let diff = temp.join("diff");
+        fsutil::ensure_dir(&diff)?;
+        let staged_cleanup = TempGuard(&temp);
+        let mut blob = content.writer()?;
+        let mut tee = TeeReader {
+            inner: reader,
+            copy: &mut blob,
+        };
+        let (diff_id, stats) = {
+            let (_, tar) = crate::compression::decompress(&mut tee)
+                .map_err(|e| Error::archive(format!("reading layer {expected}: {e}")))?;
+            let mut hashing = crate::digest::HashingReader::new(tar);
+            let stats = extract_layer(&mut hashing, &diff)?;
+            io::copy(&mut hashing, &mut io::sink())
+                .map_err(|e| Error::archive(format!("reading layer {expected}: {e}")))?;
+            (hashing.finish().0, stats)
+        };
+        // What follows the compressed stream (padding) is part of the blob too.
+        io::copy(&mut tee, &mut io::sink())
+            .map_err(|e| Error::archive(format!("reading layer {expected}: {e}")))?;
+        let blob_digest = blob.commit(Some(expected))?;
+        let chain_id = match parent {
+            None => diff_id.clone(),
+            Some(p) => Digest::of(format!("{p} {diff_id}").as_bytes()),
+        };
+        std::mem::forget(staged_cleanup);
+        Ok(StagedLayer {
+            temp,
+            record: LayerRecord {
+                chain_id,
+                diff_id,
+                parent: parent.cloned(),
+                size: stats.size,
+                blob: blob_digest,
+                media_type: media_type.to_string(),
+            },
+        })
+    }
+
     fn stage_inner<R: Read>(
         &self,
         parent: Option<&Digest>,

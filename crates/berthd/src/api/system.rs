@@ -76,7 +76,12 @@ pub async fn info(State(daemon): State<AppState>) -> Json<Value> {
     }
     let (os, os_version) = sysinfo::operating_system();
     let config = &daemon.config;
-    let mirrors = &config.registry_mirrors;
+    // Shown as dockerd shows them: normalised with a trailing slash.
+    let mirrors: Vec<String> = config
+        .registry_mirrors
+        .iter()
+        .map(|m| format!("{}/", m.trim_end_matches('/')))
+        .collect();
     let mut insecure_cidrs = vec!["127.0.0.0/8".to_string(), "::1/128".to_string()];
     let mut index_configs = serde_json::Map::new();
     index_configs.insert(
