@@ -86,7 +86,7 @@ def test_config_file_keys_are_used(tmp_root):
     try:
         info = json.loads(d.docker("info", "--format", "{{json .}}").out)
         assert info["Debug"] is True
-        assert info["RegistryConfig"]["Mirrors"] == ["http://127.0.0.1:5999"]
+        assert info["RegistryConfig"]["Mirrors"] == ["http://127.0.0.1:5999/"]  # dockerd normalises
         assert "myregistry:5000" in info["RegistryConfig"]["IndexConfigs"]
         assert info["Labels"] == ["env=test"]
     finally:
