@@ -63,6 +63,7 @@ impl Runtime {
             &container.dir.join("upper"),
             &container.dir.join("work"),
             &merged,
+            false,
         )?;
         let result = f(&merged);
         let _ = rootfs::unmount_path(&merged);

@@ -510,7 +510,13 @@ impl Runtime {
         let lowers = self.images.layer_paths(&image_id)?;
         let merged = dir.join("merged");
         rootfs::unmount_path(&merged)?;
-        rootfs::mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), &merged)?;
+        rootfs::mount_overlay(
+            &lowers,
+            &dir.join("upper"),
+            &dir.join("work"),
+            &merged,
+            record.host_bool("AutoRemove"),
+        )?;
 
         for m in record.mounts.iter().filter(|m| m.kind == "volume") {
             self.volumes

@@ -10,7 +10,16 @@ use rustix::mount::{mount, unmount, MountFlags, UnmountFlags};
 use crate::error::{Error, Result};
 
 /// Mounts `lower` (bottom first) under `upper` at `target`.
-pub fn mount_overlay(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+/// `volatile` (for `--rm` containers, whose writes are thrown away anyway) skips the
+/// sync of the whole upper filesystem that overlayfs does at unmount: with fresh data
+/// on that filesystem (a copy-up, a big write) that sync was most of a `run --rm`.
+pub fn mount_overlay(
+    lower: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    volatile: bool,
+) -> Result<()> {
     if lower.is_empty() {
         return Err(Error::Internal(
             "an image without layers cannot be mounted".into(),
@@ -22,11 +31,17 @@ pub fn mount_overlay(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(":");
-    let options = format!(
+    let mut options = format!(
         "lowerdir={lowerdir},upperdir={},workdir={},index=off",
         upper.display(),
         work.display()
     );
+    // A volatile mount that was not unmounted cleanly leaves a marker that makes every
+    // later mount fail; the work directory holds nothing else worth keeping.
+    let _ = std::fs::remove_dir_all(work.join("work").join("incompat"));
+    if volatile {
+        options.push_str(",volatile");
+    }
     // The kernel takes one page of options; deeper images need the newer mount API.
     if options.len() >= 4000 {
         return Err(Error::Internal(format!(
