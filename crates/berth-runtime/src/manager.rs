@@ -25,6 +25,8 @@ use berth_volume::VolumeStore;
 /// A state change the daemon turns into a Docker event.
 #[derive(Debug, Clone)]
 pub struct RuntimeEvent {
+    /// `container`, or `volume` for mounts and unmounts.
+    pub kind: &'static str,
     pub action: String,
     pub id: String,
     pub attributes: BTreeMap<String, String>,
@@ -165,10 +167,31 @@ impl Runtime {
             attributes.insert(k.to_string(), v.clone());
         }
         (self.events)(RuntimeEvent {
+            kind: "container",
             action: action.to_string(),
             id: record.id.clone(),
             attributes,
         });
+    }
+
+    /// Docker's `volume mount`/`volume unmount` events, one per volume of a run.
+    fn emit_volume_events(&self, action: &str, record: &ContainerRecord) {
+        for m in record.mounts.iter().filter(|m| m.kind == "volume") {
+            let mut attributes = BTreeMap::new();
+            attributes.insert("container".to_string(), record.id.clone());
+            attributes.insert("driver".to_string(), "local".to_string());
+            if action == "mount" {
+                attributes.insert("destination".to_string(), m.destination.clone());
+                attributes.insert("propagation".to_string(), String::new());
+                attributes.insert("read/write".to_string(), (!m.read_only).to_string());
+            }
+            (self.events)(RuntimeEvent {
+                kind: "volume",
+                action: action.to_string(),
+                id: m.name.clone(),
+                attributes,
+            });
+        }
     }
 
     fn notify(&self, id: &str, change: Change) {
@@ -434,6 +457,7 @@ impl Runtime {
         let id = record.id.clone();
         match self.launch(container, &record).await {
             Ok((pid, shim_pid)) => {
+                self.emit_volume_events("mount", &record);
                 container.update_state(|s| {
                     s.status = Status::Running;
                     s.pid = pid;
@@ -947,6 +971,7 @@ impl Runtime {
         let id = record.id.clone();
         self.release_networks(&container).await;
         self.teardown(&id);
+        self.emit_volume_events("unmount", &record);
         let started_at = container.state().started_at.clone();
         let state = match container.update_state(|s| {
             s.status = Status::Exited;

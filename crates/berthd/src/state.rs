@@ -35,7 +35,7 @@ impl Daemon {
             let events = events.clone();
             Arc::new(move |e: berth_runtime::RuntimeEvent| {
                 events.publish(crate::events::Event::new(
-                    "container",
+                    e.kind,
                     &e.action,
                     &e.id,
                     e.attributes,
