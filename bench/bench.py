@@ -592,7 +592,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--images", type=int, default=100)
-    parser.add_argument("--only", choices=["network", "registry"], help="run one group of rows")
+    parser.add_argument("--only", choices=["network", "registry", "volume"], help="run one group of rows")
     args = parser.parse_args()
     have_dockerd = shutil.which("dockerd") is not None
     base = Path(tempfile.mkdtemp(prefix="berth-bench-"))
@@ -602,7 +602,10 @@ def main():
     try:
         if args.only:
             busybox_tar(base)
-            rows.extend({"network": network_rows, "registry": registry_rows}[args.only](base, have_dockerd, args.runs))
+            if args.only == "volume":
+                rows.extend(volume_rows(base, args.runs))
+            else:
+                rows.extend({"network": network_rows, "registry": registry_rows}[args.only](base, have_dockerd, args.runs))
             return print_rows(rows)
         # Start-to-ready: a fresh root each time so nothing is warm but the page cache.
         starts = {"berthd": [], "dockerd": []}
