@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import random
 
 from conftest import run, store_files
 
@@ -332,3 +333,141 @@ def test_docker_hub_names_go_to_the_configured_mirror(tmp_root, busybox_tar, reg
     finally:
         d.docker("rm", "-f", *d.docker("ps", "-aq").out.split(), check=False)
         d.stop()
+
+
+def openssl(*args, cwd):
+    proc = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """A Docker token service on loopback: Basic credentials in, a signed JWT out."""
+
+    def __init__(self, key, cert_der, issuer, service, user, password):
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                from urllib.parse import parse_qs, urlparse
+                expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+                if self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                query = parse_qs(urlparse(self.path).query)
+                access = []
+                for scope in query.get("scope", []):
+                    kind, name, actions = scope.split(":")
+                    access.append({"type": kind, "name": name, "actions": actions.split(",")})
+                now = int(time.time())
+                header = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(cert_der).decode()]}
+                claims = {"iss": issuer, "sub": user, "aud": service, "exp": now + 300, "nbf": now - 10,
+                          "iat": now, "jti": os.urandom(8).hex(), "access": access}
+                signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+                signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(key)],
+                                           input=signing_input.encode(), capture_output=True, check=True).stdout
+                body = json.dumps({"token": f"{signing_input}.{b64url(signature)}"}).encode()
+                outer.issued += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.issued = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_tls_registry_with_bearer_tokens(tmp_root, busybox_tar):
+    """A registry that is not on loopback (in a network namespace the test makes), with a
+    certificate from a CA berthd trusts only through its certs dir, and token auth."""
+    from conftest import Daemon
+
+    work = tmp_root / "tls"
+    work.mkdir()
+    tag = os.urandom(3).hex()
+    ns, host_if, ns_if = f"btreg{tag}", f"vr{tag}", f"vn{tag}"
+    octet = random.randint(0, 255)
+    host_ip, reg_ip = f"10.99.{octet}.1", f"10.99.{octet}.2"
+    reg_addr = f"{reg_ip}:5000"
+    # A CA, a server certificate for the registry's address, a token-signing key.
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+            "-days", "1", "-subj", "/CN=berth test CA", cwd=work)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", f"/CN={reg_ip}", cwd=work)
+    (work / "san.ext").write_text(f"subjectAltName=IP:{reg_ip}\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.crt", "-days", "1", "-extfile", "san.ext", cwd=work)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "token.key", "-out", "token.crt",
+            "-days", "1", "-subj", "/CN=berth test token issuer", cwd=work)
+    token_der = run(["openssl", "x509", "-in", str(work / "token.crt"), "-outform", "DER"]).stdout
+    tokens = TokenServer(work / "token.key", token_der, "berth-test-issuer", "berth-test-registry", "alice", "s3cret")
+    (work / "config.yml").write_text(
+        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {work / 'data'}\n"
+        f"http:\n  addr: {reg_addr}\n  tls:\n    certificate: {work / 'server.crt'}\n    key: {work / 'server.key'}\n"
+        f"auth:\n  token:\n    realm: {tokens.url}\n    service: berth-test-registry\n"
+        f"    issuer: berth-test-issuer\n    rootcertbundle: {work / 'token.crt'}\n")
+    certs = work / "certs.d"
+    (certs / reg_addr).mkdir(parents=True)
+    shutil.copy(work / "ca.crt", certs / reg_addr / "ca.crt")
+    registry = None
+    d = None
+    try:
+        run(["ip", "netns", "add", ns])
+        run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if])
+        run(["ip", "link", "set", ns_if, "netns", ns])
+        run(["ip", "addr", "add", f"{host_ip}/30", "dev", host_if])
+        run(["ip", "link", "set", host_if, "up"])
+        run(["ip", "netns", "exec", ns, "ip", "addr", "add", f"{reg_ip}/30", "dev", ns_if])
+        run(["ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up"])
+        run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"])
+        registry = subprocess.Popen(["ip", "netns", "exec", ns, REGISTRY, "serve", str(work / "config.yml")],
+                                    stdout=subprocess.DEVNULL, stderr=open(work / "registry.log", "ab"))
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                with socket.create_connection((reg_ip, 5000), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+
+        d = Daemon(tmp_root / "tlsd", extra_args=["--certs-dir", str(certs)]).start()
+        d.docker("import", "-c", 'CMD ["sh"]', str(busybox_tar), f"{reg_addr}/team/bb:1")
+        denied = d.docker("push", f"{reg_addr}/team/bb:1", check=False)
+        assert denied.returncode != 0 and "unauthorized" in (denied.out + denied.err).lower()
+        wrong = d.docker("login", reg_addr, "-u", "alice", "--password-stdin", input="nope\n", check=False)
+        assert wrong.returncode == 1 and "incorrect username or password" in wrong.err
+        assert "Login Succeeded" in d.docker("login", reg_addr, "-u", "alice", "--password-stdin", input="s3cret\n").out
+        assert "Pushed" in d.docker("push", f"{reg_addr}/team/bb:1").out
+        d.docker("rmi", f"{reg_addr}/team/bb:1")
+        assert "Pull complete" in d.docker("pull", f"{reg_addr}/team/bb:1").out
+        assert tokens.issued >= 2
+
+        # Without the CA, the same registry's certificate is refused.
+        shutil.rmtree(certs / reg_addr)
+        d.docker("rmi", f"{reg_addr}/team/bb:1")
+        untrusted = d.docker("pull", f"{reg_addr}/team/bb:1", check=False)
+        assert untrusted.returncode == 1 and "certificate" in untrusted.err.lower(), untrusted.err
+    finally:
+        if d:
+            d.stop()
+        if registry:
+            registry.terminate()
+            registry.wait(10)
+        tokens.close()
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)

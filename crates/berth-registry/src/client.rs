@@ -3,7 +3,8 @@
 //! auth, and requests with the Authorization header that flow produced.
 
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -28,11 +29,21 @@ pub fn full(data: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
-/// What the daemon is configured with (`registry-mirrors`, `insecure-registries`).
+/// What the daemon is configured with (`registry-mirrors`, `insecure-registries`,
+/// and where extra CAs live: `<certs_dir>/<host[:port]>/*.crt`, as Docker's
+/// /etc/docker/certs.d).
 #[derive(Debug, Clone, Default)]
 pub struct RegistryConfig {
     pub mirrors: Vec<String>,
     pub insecure: Vec<String>,
+    pub certs_dir: Option<PathBuf>,
+}
+
+/// One base URL to try, and whether its certificate must verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub url: String,
+    pub verify_tls: bool,
 }
 
 /// What a client sent as `X-Registry-Auth` or to `/auth`.
@@ -86,23 +97,134 @@ impl RegistryConfig {
             .any(|e| e.trim_end_matches('/') == domain || e.trim_end_matches('/') == host)
     }
 
-    /// Base URLs to try, in order: mirrors first for Docker Hub.
-    pub fn endpoints(&self, domain: &str) -> Vec<String> {
+    /// Base URLs to try, in order: mirrors first for Docker Hub; for an insecure
+    /// registry HTTPS without verification, then plain HTTP (Docker's order).
+    pub fn endpoints(&self, domain: &str) -> Vec<Endpoint> {
         if domain == DOCKER_HUB {
-            let mut out: Vec<String> = self
+            let mut out: Vec<Endpoint> = self
                 .mirrors
                 .iter()
-                .map(|m| m.trim_end_matches('/').to_string())
+                .map(|m| {
+                    let url = m.trim_end_matches('/').to_string();
+                    let host = url
+                        .trim_start_matches("https://")
+                        .trim_start_matches("http://")
+                        .to_string();
+                    Endpoint {
+                        verify_tls: !self.is_insecure(&host),
+                        url,
+                    }
+                })
                 .collect();
-            out.push("https://registry-1.docker.io".into());
+            out.push(Endpoint {
+                url: "https://registry-1.docker.io".into(),
+                verify_tls: true,
+            });
             return out;
         }
-        let scheme = if self.is_insecure(domain) {
-            "http"
-        } else {
-            "https"
-        };
-        vec![format!("{scheme}://{domain}")]
+        if self.is_insecure(domain) {
+            return vec![
+                Endpoint {
+                    url: format!("https://{domain}"),
+                    verify_tls: false,
+                },
+                Endpoint {
+                    url: format!("http://{domain}"),
+                    verify_tls: false,
+                },
+            ];
+        }
+        vec![Endpoint {
+            url: format!("https://{domain}"),
+            verify_tls: true,
+        }]
+    }
+
+    /// TLS settings for `host[:port]`: the system's roots plus the registry's own CAs,
+    /// or no verification at all for an insecure registry.
+    fn tls(&self, host: &str, verify: bool) -> Result<rustls::ClientConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Transport(format!("TLS: {e}")))?;
+        if !verify {
+            return Ok(builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+                .with_no_client_auth());
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        if let Some(dir) = &self.certs_dir {
+            if let Ok(entries) = std::fs::read_dir(dir.join(host)) {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    if path.extension().and_then(|e| e.to_str()) != Some("crt") {
+                        continue;
+                    }
+                    let data = std::fs::read(&path).map_err(|e| {
+                        Error::Transport(format!("reading {}: {e}", path.display()))
+                    })?;
+                    for cert in rustls_pemfile::certs(&mut data.as_slice()).flatten() {
+                        roots
+                            .add(cert)
+                            .map_err(|e| Error::Transport(format!("{}: {e}", path.display())))?;
+                    }
+                }
+            }
+        }
+        Ok(builder.with_root_certificates(roots).with_no_client_auth())
+    }
+}
+
+/// The verifier of an insecure registry: any certificate is taken.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -166,9 +288,11 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     }
 }
 
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
 /// An HTTP client for one repository at one base URL.
 pub struct Client {
-    http: hyper_util::client::legacy::Client<HttpConnector, Body>,
+    http: hyper_util::client::legacy::Client<Connector, Body>,
     pub base: String,
     /// The repository path (`library/busybox`).
     pub repository: String,
@@ -178,28 +302,51 @@ pub struct Client {
     authorization: Mutex<Option<String>>,
 }
 
-fn transport(url: &str, e: impl std::fmt::Display) -> Error {
-    Error::Transport(format!("Get \"{url}\": {e}"))
+/// A failed request, with the causes hyper keeps out of its own message (a refused
+/// certificate, a refused connection).
+fn transport(url: &str, e: &(dyn std::error::Error + 'static)) -> Error {
+    let mut message = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = c.source();
+    }
+    Error::Transport(format!("Get \"{url}\": {message}"))
 }
 
 impl Client {
     pub fn new(
-        base: &str,
+        config: &RegistryConfig,
+        endpoint: &Endpoint,
         repository: &str,
         credentials: Option<Credentials>,
         push: bool,
     ) -> Result<Self> {
-        if base.starts_with("https://") {
-            return Err(Error::Transport(format!(
-                "{base}: HTTPS registries are not supported by this berthd yet; list the registry in insecure-registries to use it over plain HTTP"
-            )));
-        }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+        let host = endpoint
+            .url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let tls = config.tls(&host, endpoint.verify_tls)?;
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         Ok(Client {
             http: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
                 .build(connector),
-            base: base.trim_end_matches('/').to_string(),
+            base: endpoint.url.trim_end_matches('/').to_string(),
             repository: repository.to_string(),
             credentials: credentials.filter(|c| !c.is_empty()),
             actions: if push {
@@ -209,6 +356,15 @@ impl Client {
             },
             authorization: Mutex::new(None),
         })
+    }
+
+    /// `GET /v2/`: any HTTP answer (401 included) means the endpoint speaks the
+    /// protocol; used to pick between HTTPS and HTTP for insecure registries.
+    pub async fn ping(&self) -> Result<()> {
+        let url = format!("{}/v2/", self.base);
+        self.raw(&Method::GET, &url, &[], empty(), None)
+            .await
+            .map(|_| ())
     }
 
     /// `/v2/<repository>/<rest>` on this registry.
@@ -248,7 +404,7 @@ impl Client {
         self.http
             .request(request)
             .await
-            .map_err(|e| transport(url, e))
+            .map_err(|e| transport(url, &e))
     }
 
     /// Sends a request, answering one auth challenge if the registry makes it.
@@ -330,11 +486,6 @@ impl Client {
                     encode(service),
                     encode(&scope)
                 );
-                if url.starts_with("https://") {
-                    return Err(Error::Transport(format!(
-                        "{realm}: HTTPS token services are not supported by this berthd yet"
-                    )));
-                }
                 let response = self
                     .raw(&Method::GET, &url, &[], empty(), self.basic().as_deref())
                     .await?;
@@ -445,20 +596,34 @@ mod tests {
         let config = RegistryConfig {
             mirrors: vec!["http://127.0.0.1:5001/".into()],
             insecure: vec!["reg.lan:5000".into(), "10.1.0.0/16".into()],
+            certs_dir: None,
         };
         assert!(config.is_insecure("localhost:5000"));
         assert!(config.is_insecure("127.0.0.1:5000"));
         assert!(config.is_insecure("reg.lan:5000"));
         assert!(config.is_insecure("10.1.2.3:443"));
         assert!(!config.is_insecure("quay.io"));
+        let urls = |d: &str| -> Vec<(String, bool)> {
+            config
+                .endpoints(d)
+                .into_iter()
+                .map(|e| (e.url, e.verify_tls))
+                .collect()
+        };
         assert_eq!(
-            config.endpoints("127.0.0.1:5000"),
-            vec!["http://127.0.0.1:5000"]
+            urls("127.0.0.1:5000"),
+            vec![
+                ("https://127.0.0.1:5000".to_string(), false),
+                ("http://127.0.0.1:5000".to_string(), false)
+            ]
         );
-        assert_eq!(config.endpoints("quay.io"), vec!["https://quay.io"]);
+        assert_eq!(urls("quay.io"), vec![("https://quay.io".to_string(), true)]);
         assert_eq!(
-            config.endpoints("docker.io"),
-            vec!["http://127.0.0.1:5001", "https://registry-1.docker.io"]
+            urls("docker.io"),
+            vec![
+                ("http://127.0.0.1:5001".to_string(), false),
+                ("https://registry-1.docker.io".to_string(), true)
+            ]
         );
     }
 

@@ -17,8 +17,8 @@ pub use push::{push, PushOptions, Pushed};
 /// `docker login`: checks `credentials` against the registry of `domain`.
 pub async fn login(config: &RegistryConfig, domain: &str, credentials: Credentials) -> Result<()> {
     let mut last = None;
-    for base in config.endpoints(domain) {
-        match client::Client::new(&base, "", Some(credentials.clone()), false) {
+    for endpoint in config.endpoints(domain) {
+        match client::Client::new(config, &endpoint, "", Some(credentials.clone()), false) {
             Ok(c) => match c.check_login().await {
                 Ok(()) => return Ok(()),
                 Err(e @ Error::Transport(_)) => last = Some(e),

@@ -104,9 +104,14 @@ pub struct Pulled {
 /// Pulls `reference` (tag or digest) and tags it.
 pub async fn pull(options: &PullOptions, reference: &Reference) -> Result<Pulled> {
     let mut last_error = None;
-    for base in options.config.endpoints(reference.domain()) {
-        let client = match Client::new(&base, reference.path(), options.credentials.clone(), false)
-        {
+    for endpoint in options.config.endpoints(reference.domain()) {
+        let client = match Client::new(
+            &options.config,
+            &endpoint,
+            reference.path(),
+            options.credentials.clone(),
+            false,
+        ) {
             Ok(c) => c,
             Err(e) => {
                 last_error = Some(e);
@@ -131,13 +136,13 @@ pub async fn pull(options: &PullOptions, reference: &Reference) -> Result<Pulled
 
 /// Every tag of the repository (`pull -a`).
 pub async fn tags(options: &PullOptions, reference: &Reference) -> Result<Vec<String>> {
-    let base = options
-        .config
-        .endpoints(reference.domain())
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    let client = Client::new(&base, reference.path(), options.credentials.clone(), false)?;
+    let client = choose(
+        &options.config,
+        reference,
+        options.credentials.clone(),
+        false,
+    )
+    .await?;
     let url = client.url("tags/list");
     let response = client.send(Method::GET, &url, &[], empty).await?;
     if !response.status().is_success() {
@@ -155,6 +160,30 @@ pub async fn tags(options: &PullOptions, reference: &Reference) -> Result<Vec<St
         .filter_map(Value::as_str)
         .map(String::from)
         .collect())
+}
+
+/// The first endpoint that answers at all (HTTPS before HTTP for insecure registries).
+pub(crate) async fn choose(
+    config: &RegistryConfig,
+    reference: &Reference,
+    credentials: Option<Credentials>,
+    push: bool,
+) -> Result<Client> {
+    let mut last = None;
+    for endpoint in config.endpoints(reference.domain()) {
+        let client = Client::new(
+            config,
+            &endpoint,
+            reference.path(),
+            credentials.clone(),
+            push,
+        )?;
+        match client.ping().await {
+            Ok(()) => return Ok(client),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::Transport(format!("no endpoint for {}", reference.domain()))))
 }
 
 fn status_error(status: StatusCode, message: &str, reference: &Reference) -> Error {

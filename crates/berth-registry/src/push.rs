@@ -47,19 +47,13 @@ pub async fn push(options: &PushOptions, reference: &Reference) -> Result<Pushed
         ))
     })?;
     let image = view.image;
-    let domain = reference.domain();
-    if domain == crate::client::DOCKER_HUB {
-        return Err(Error::Transport(
-            "pushing to Docker Hub needs HTTPS, which this berthd does not have yet".into(),
-        ));
-    }
-    let base = options
-        .config
-        .endpoints(domain)
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    let client = Client::new(&base, reference.path(), options.credentials.clone(), true)?;
+    let client = crate::pull::choose(
+        &options.config,
+        reference,
+        options.credentials.clone(),
+        true,
+    )
+    .await?;
     let progress = &options.progress;
     progress(Progress::status(
         None,

@@ -55,6 +55,9 @@ pub struct Flags {
     /// The default bridge's address and prefix (e.g. 172.17.0.1/16)
     #[arg(long = "bip")]
     pub bip: Option<String>,
+    /// Registry CAs, as <dir>/<host[:port]>/*.crt (Docker's /etc/docker/certs.d)
+    #[arg(long = "certs-dir", default_value = "/etc/berth/certs.d")]
+    pub certs_dir: PathBuf,
 }
 
 /// daemon.json, with the keys berth implements. Unknown keys are refused.
@@ -108,6 +111,7 @@ pub struct DaemonConfig {
     pub bridge: String,
     pub bip: Option<String>,
     pub iptables: bool,
+    pub certs_dir: PathBuf,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -247,6 +251,7 @@ impl DaemonConfig {
             bridge,
             bip,
             iptables: file.iptables.unwrap_or(true),
+            certs_dir: flags.certs_dir,
         })
     }
 }

@@ -32,6 +32,7 @@ fn registry_config(daemon: &AppState) -> RegistryConfig {
     RegistryConfig {
         mirrors: daemon.config.registry_mirrors.clone(),
         insecure: daemon.config.insecure_registries.clone(),
+        certs_dir: Some(daemon.config.certs_dir.clone()),
     }
 }
 
