@@ -471,3 +471,51 @@ def test_tls_registry_with_bearer_tokens(tmp_root, busybox_tar):
         tokens.close()
         subprocess.run(["ip", "link", "del", host_if], capture_output=True)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_all_tags_cross_repository_mounts_and_a_hostile_layer(bb, registry):
+    # Two tags pushed, then `pull -a` brings both.
+    for tag in ("a", "b"):
+        bb.docker("tag", "busybox", f"{registry.addr}/multi/tags:{tag}")
+        bb.docker("push", f"{registry.addr}/multi/tags:{tag}")
+    bb.docker("rmi", f"{registry.addr}/multi/tags:a", f"{registry.addr}/multi/tags:b")
+    out = bb.docker("pull", "-a", f"{registry.addr}/multi/tags").out
+    assert "Status: " in out
+    tags = bb.docker("images", "--format", "{{.Tag}}", f"{registry.addr}/multi/tags").out.split()
+    assert sorted(tags) == ["a", "b"]
+
+    # A pulled image pushed to another repository of the same registry: mounted, not sent.
+    bb.docker("tag", f"{registry.addr}/multi/tags:a", f"{registry.addr}/other/repo:1")
+    pushed = bb.docker("push", f"{registry.addr}/other/repo:1").out
+    assert "Mounted from multi/tags" in pushed, pushed
+
+    # A layer that writes outside its root is refused, as import refuses it.
+    evil = bb.root / "evil"
+    evil.mkdir()
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as t:
+        data = b"pwned\n"
+        info = tarfile.TarInfo("../../../../../../tmp/berth-escape-" + os.urandom(4).hex())
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    layer_bytes = layer.getvalue()
+    import hashlib
+    diff = hashlib.sha256(layer_bytes).hexdigest()
+    (evil / diff).mkdir()
+    (evil / diff / "layer.tar").write_bytes(layer_bytes)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff}"]}}).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    (evil / config_name).write_bytes(config)
+    (evil / "manifest.json").write_text(json.dumps([{"Config": config_name, "RepoTags": ["evil:1"],
+                                                     "Layers": [f"{diff}/layer.tar"]}]))
+    archive = bb.root / "evil.tar"
+    with tarfile.open(archive, "w") as t:
+        for entry in evil.iterdir():
+            t.add(entry, arcname=entry.name)
+    skopeo("copy", "--dest-tls-verify=false", f"docker-archive:{archive}", f"docker://{registry.addr}/evil/img:1")
+    before = store_files(bb)
+    r = bb.docker("pull", f"{registry.addr}/evil/img:1", check=False)
+    assert r.returncode == 1, r.out
+    assert not list(Path("/tmp").glob("berth-escape-*"))
+    assert store_files(bb) == before

@@ -67,10 +67,32 @@ pub async fn push(options: &PushOptions, reference: &Reference) -> Result<Pushed
             "Preparing",
         ));
     }
+    // Repositories of this registry the image came from: their blobs can be mounted
+    // into the target repository instead of uploaded again (Docker's cross-repository
+    // mount).
+    let mount_sources: Vec<String> = image
+        .record
+        .repo_digests
+        .iter()
+        .filter_map(|d| d.split('@').next())
+        .filter_map(|repo| {
+            let full = Reference::parse_normalized(repo).ok()?;
+            (full.domain() == reference.domain() && full.path() != reference.path())
+                .then(|| full.path().to_string())
+        })
+        .collect();
     for layer in layers.iter().rev() {
         let size = options.store.content().size(&layer.blob)?;
         let id = layer.blob.hex()[..12].to_string();
         let path = options.store.content().path(&layer.blob);
+        if blob_exists(&client, &layer.blob).await? {
+            progress(Progress::status(Some(id), "Layer already exists"));
+            continue;
+        }
+        if let Some(from) = mount_blob(&client, &layer.blob, &mount_sources).await? {
+            progress(Progress::status(Some(id), format!("Mounted from {from}")));
+            continue;
+        }
         if upload_blob(
             &client,
             &layer.blob,
@@ -151,6 +173,30 @@ fn oci_layer_type(media_type: &str) -> &str {
 enum BlobSource {
     File(std::path::PathBuf),
     Bytes(Vec<u8>),
+}
+
+async fn blob_exists(client: &Client, digest: &Digest) -> Result<bool> {
+    let url = client.url(&format!("blobs/{digest}"));
+    let head = client.send(Method::HEAD, &url, &[], empty).await?;
+    Ok(head.status().is_success())
+}
+
+/// Tries to mount `digest` from one of `sources` (repositories on the same registry);
+/// returns the one it came from. A registry that answers 202 started an upload
+/// instead: that session is left to expire and the blob is uploaded normally.
+async fn mount_blob(
+    client: &Client,
+    digest: &Digest,
+    sources: &[String],
+) -> Result<Option<String>> {
+    for from in sources {
+        let url = client.url(&format!("blobs/uploads/?mount={digest}&from={from}"));
+        let response = client.send(Method::POST, &url, &[], empty).await?;
+        if response.status() == StatusCode::CREATED {
+            return Ok(Some(from.clone()));
+        }
+    }
+    Ok(None)
 }
 
 /// Uploads a blob unless the registry has it; returns whether it was uploaded.

@@ -152,7 +152,12 @@ pub async fn pull(daemon: AppState, params: Params, headers: HeaderMap) -> ApiRe
     } else {
         format!("{from}:{tag}")
     };
-    let all_tags = tag.is_empty() && !from.contains(':') && !from.contains('@');
+    // A name alone (no tag parameter, no tag or digest in fromImage) means every tag,
+    // as dockerd reads it; the CLI always sends a tag otherwise.
+    let all_tags = tag.is_empty()
+        && Reference::parse_normalized(from)
+            .map(|r| r.tag().is_none() && r.digest().is_none())
+            .unwrap_or(false);
     let reference = if all_tags {
         Reference::parse_normalized(&input)?
     } else {
