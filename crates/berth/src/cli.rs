@@ -53,6 +53,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
     /// Remove one or more images
@@ -182,6 +184,8 @@ pub enum ContainerCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// List images
     #[command(visible_alias = "list")]
     Ls(ImageLsArgs),
@@ -348,6 +352,65 @@ pub struct ImportArgs {
     pub source: String,
     /// REPOSITORY[:TAG]
     pub reference: Option<String>,
+}
+
+/// `build`, as docker's classic (non-BuildKit) `image build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Set build-time variables
+    #[arg(long = "build-arg", value_name = "list")]
+    pub build_arg: Vec<String>,
+    /// Name of the Dockerfile (Default is 'PATH/Dockerfile')
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "string",
+        allow_hyphen_values = true
+    )]
+    pub file: Option<String>,
+    /// Always remove intermediate containers
+    #[arg(long = "force-rm")]
+    pub force_rm: bool,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "string")]
+    pub iidfile: Option<String>,
+    /// Set metadata for an image
+    #[arg(long, value_name = "list")]
+    pub label: Vec<String>,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long, value_name = "string", default_value = "default")]
+    pub network: String,
+    /// Do not use cache when building the image
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(
+        long,
+        value_name = "string",
+        env = "DOCKER_DEFAULT_PLATFORM",
+        hide_env = true
+    )]
+    pub platform: Option<String>,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
+    /// Suppress the build output and print image ID on success
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Remove intermediate containers after a successful build
+    #[arg(long, value_name = "bool", default_value_t = true,
+          action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub rm: bool,
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short = 't', long = "tag", value_name = "list")]
+    pub tag: Vec<String>,
+    /// Set the target build stage to build.
+    #[arg(long, value_name = "string")]
+    pub target: Option<String>,
+    /// The context: a directory, or `-` for a tar (or a Dockerfile) on stdin
+    #[arg(value_name = "PATH | URL | -")]
+    pub context: String,
 }
 
 #[derive(Debug, Args)]
@@ -1561,6 +1624,57 @@ mod tests {
         assert!(Cli::try_parse_from(["berth", "pull", "a", "b"]).is_err());
         let cli = parse(&["--config", "/tmp/cfg", "logout"]);
         assert_eq!(cli.config.as_deref(), Some("/tmp/cfg"));
+    }
+
+    #[test]
+    fn build_flags() {
+        let Some(Command::Build(build)) = parse(&[
+            "build",
+            "-t",
+            "a:1",
+            "--tag=b",
+            "-f-",
+            "--build-arg",
+            "X=1",
+            "--build-arg",
+            "Y",
+            "--rm=false",
+            "--no-cache",
+            "-q",
+            "-",
+        ])
+        .command
+        else {
+            panic!("not build");
+        };
+        assert_eq!(build.tag, ["a:1", "b"]);
+        assert_eq!(build.file.as_deref(), Some("-"));
+        assert_eq!(build.build_arg, ["X=1", "Y"]);
+        assert!(!build.rm && build.no_cache && build.quiet && !build.pull);
+        assert_eq!(build.network, "default");
+        assert_eq!(build.context, "-");
+        let Some(Command::Image(ImageCommand::Build(build))) = parse(&[
+            "image",
+            "build",
+            "--rm",
+            "-f",
+            "-",
+            "--network",
+            "host",
+            ".",
+        ])
+        .command
+        else {
+            panic!("not image build");
+        };
+        assert!(build.rm);
+        assert_eq!(build.file.as_deref(), Some("-"));
+        assert_eq!(
+            (build.network.as_str(), build.context.as_str()),
+            ("host", ".")
+        );
+        assert!(Cli::try_parse_from(["berth", "build"]).is_err());
+        assert!(Cli::try_parse_from(["berth", "build", "a", "b"]).is_err());
     }
 
     #[test]

@@ -308,6 +308,48 @@ impl ConfigFile {
         self.get(key).ok().flatten().unwrap_or_default().encode()
     }
 
+    /// Every credential stored, by `auths` key, as docker's `GetAllCredentials`: the
+    /// keys of `auths` (and of `DOCKER_AUTH_CONFIG`) and those with their own
+    /// helper in `credHelpers`; a key whose helper fails is left out. (docker also
+    /// asks a `credsStore` helper to `list`; its keys are in `auths` as well when
+    /// `docker login` stored them.)
+    pub fn all_credentials(&self) -> std::collections::BTreeMap<String, AuthConfig> {
+        let mut keys: Vec<String> = self
+            .auths()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
+        if let Some(helpers) = self.doc.get("credHelpers").and_then(Value::as_object) {
+            keys.extend(helpers.keys().cloned());
+        }
+        if let Some(env) = std::env::var("DOCKER_AUTH_CONFIG")
+            .ok()
+            .and_then(|v| serde_json::from_str::<Map<String, Value>>(&v).ok())
+        {
+            if let Some(auths) = env.get("auths").and_then(Value::as_object) {
+                keys.extend(auths.keys().cloned());
+            }
+        }
+        let mut all = std::collections::BTreeMap::new();
+        for key in keys {
+            if all.contains_key(&key) {
+                continue;
+            }
+            if let Ok(Some(auth)) = self.get(&key) {
+                all.insert(key, auth);
+            }
+        }
+        all
+    }
+
+    /// The `X-Registry-Config` header of `POST /build`: URL-safe base64 of every
+    /// stored credential by registry (`e30=`, `{}`, when there are none).
+    pub fn registry_config(&self) -> String {
+        let json = serde_json::to_vec(&self.all_credentials()).expect("credentials serialize");
+        base64_encode(&json, URL_ALPHABET)
+    }
+
     /// Stores credentials under `auth.server_address` (through the helper when one
     /// is configured) and saves the file; nothing is written when they did not
     /// change. Returns whether a password (not a token) went into the file, the
@@ -662,6 +704,31 @@ mod tests {
             .unwrap(),
             r#"{"serveraddress":"r.io","identitytoken":"tok"}"#
         );
+    }
+
+    #[test]
+    fn build_registry_config_holds_every_credential() {
+        let dir = TempDir::new("build-config");
+        let path = dir.0.join("config.json");
+        let empty = ConfigFile::load(&path);
+        if std::env::var_os("DOCKER_AUTH_CONFIG").is_none() {
+            assert_eq!(empty.registry_config(), "e30=");
+        }
+        std::fs::write(
+            &path,
+            r#"{"auths":{"r.io":{"auth":"dTpw"},"https://index.docker.io/v1/":{"auth":"bWU6cHc="}}}"#,
+        )
+        .unwrap();
+        let config = ConfigFile::load(&path);
+        let all = config.all_credentials();
+        assert_eq!(all["r.io"], user("r.io", "u", "p"));
+        assert_eq!(all[INDEX_SERVER], user(INDEX_SERVER, "me", "pw"));
+        let decoded =
+            base64_decode(&config.registry_config().replace('-', "+").replace('_', "/")).unwrap();
+        let json: Value = serde_json::from_slice(&decoded).unwrap();
+        assert_eq!(json["r.io"]["username"], "u");
+        assert_eq!(json["r.io"]["serveraddress"], "r.io");
+        assert_eq!(json[INDEX_SERVER]["password"], "pw");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One module per command group; each function is one command.
 
+mod build;
 mod common;
 mod container;
 mod image;
@@ -39,6 +40,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::System(SystemCommand::Df(args)) => system::df(&client, args).await,
         Command::Events(args) | Command::System(SystemCommand::Events(args)) => {
             system::events(&client, args).await
+        }
+        Command::Build(args) => build::build(&client, args, "build").await,
+        Command::Image(ImageCommand::Build(args)) => {
+            build::build(&client, args, "image build").await
         }
         Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => {
             image::list(&client, args).await

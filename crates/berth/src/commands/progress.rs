@@ -47,6 +47,10 @@ pub struct JsonMessage {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ErrorDetail {
+    /// A status for the command to end with (the classic builder's `RUN` exit
+    /// code); 0 when the daemon gives none.
+    #[serde(default)]
+    pub code: i64,
     #[serde(default)]
     pub message: String,
 }
@@ -154,7 +158,7 @@ pub enum Target {
 }
 
 impl Target {
-    fn is_terminal(self) -> bool {
+    pub(super) fn is_terminal(self) -> bool {
         match self {
             Target::Stdout => std::io::stdout().is_terminal(),
             Target::Stderr => std::io::stderr().is_terminal(),
@@ -162,7 +166,7 @@ impl Target {
         }
     }
 
-    fn width(self) -> usize {
+    pub(super) fn width(self) -> usize {
         let fd = match self {
             Target::Stdout => std::io::stdout().as_raw_fd(),
             Target::Stderr => std::io::stderr().as_raw_fd(),
