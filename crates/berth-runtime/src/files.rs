@@ -34,11 +34,17 @@ pub struct PathStat {
 }
 
 /// What `commit` records.
+#[derive(Default)]
 pub struct CommitOptions {
     pub author: String,
     pub comment: String,
     pub changes: Vec<ConfigChange>,
     pub config: Option<Value>,
+    /// The builder's own config for the new image, instead of one derived from the
+    /// container (a RUN container's Cmd is the step, not the image's default).
+    pub image_config: Option<berth_store::ImageConfig>,
+    /// The history line of the new layer (the container's command by default).
+    pub created_by: Option<String>,
 }
 
 impl Runtime {
@@ -233,7 +239,10 @@ impl Runtime {
             reader,
             self.images().content(),
         )?;
-        let mut config = (*image.config).clone();
+        let mut config = match &options.image_config {
+            Some(c) => c.clone(),
+            None => (*image.config).clone(),
+        };
         // The container's own settings become the image's defaults.
         let c = &record.config;
         let strings = |v: &Value| -> Option<Vec<String>> {
@@ -243,14 +252,17 @@ impl Runtime {
                     .collect()
             })
         };
-        config.config.env = strings(&c["Env"]).or(config.config.env.take());
-        config.config.cmd = strings(&c["Cmd"]).or(config.config.cmd.take());
-        config.config.entrypoint = strings(&c["Entrypoint"]).or(config.config.entrypoint.take());
-        if let Some(w) = c["WorkingDir"].as_str() {
-            config.config.working_dir = w.to_string();
-        }
-        if let Some(u) = c["User"].as_str() {
-            config.config.user = u.to_string();
+        if options.image_config.is_none() {
+            config.config.env = strings(&c["Env"]).or(config.config.env.take());
+            config.config.cmd = strings(&c["Cmd"]).or(config.config.cmd.take());
+            config.config.entrypoint =
+                strings(&c["Entrypoint"]).or(config.config.entrypoint.take());
+            if let Some(w) = c["WorkingDir"].as_str() {
+                config.config.working_dir = w.to_string();
+            }
+            if let Some(u) = c["User"].as_str() {
+                config.config.user = u.to_string();
+            }
         }
         if let Some(overrides) = &options.config {
             if let Some(cmd) = strings(&overrides["Cmd"]) {
@@ -270,7 +282,12 @@ impl Runtime {
         config.rootfs.diff_ids.push(staged.record.diff_id.clone());
         config.history.push(History {
             created: Some(now),
-            created_by: Some(record.command_line()),
+            created_by: Some(
+                options
+                    .created_by
+                    .clone()
+                    .unwrap_or_else(|| record.command_line()),
+            ),
             author: config.author.clone(),
             comment: config.comment.clone(),
             empty_layer: false,

@@ -16,6 +16,7 @@ pub struct Daemon {
     pub config: DaemonConfig,
     pub images: Arc<ImageStore>,
     pub runtime: Arc<Runtime>,
+    pub builder: Arc<berth_build::builder::Builder>,
     pub events: Arc<EventHub>,
     /// Stable identity of this engine, kept in the data root.
     pub engine_id: String,
@@ -59,10 +60,16 @@ impl Daemon {
             sink,
         )
         .context("loading containers")?;
+        let runtime = Arc::new(runtime);
+        let builder = Arc::new(berth_build::builder::Builder::new(
+            runtime.clone(),
+            &config.data_root,
+        ));
         Ok(Daemon {
             config,
             images,
-            runtime: Arc::new(runtime),
+            builder,
+            runtime,
             events,
             engine_id,
             started: SystemTime::now(),

@@ -1231,6 +1231,8 @@ pub async fn commit(
         comment: params.get("comment").unwrap_or("").to_string(),
         changes,
         config: (!body.as_object().is_none_or(|o| o.is_empty())).then_some(body),
+        image_config: None,
+        created_by: None,
     };
     let pause = params.get("pause").is_none_or(|p| p != "0" && p != "false")
         && daemon.runtime.find(&container)?.state().status == Status::Running;

@@ -2,6 +2,7 @@
 //! Handlers parse the request, call into the stores, and shape the reply; nothing
 //! below this module knows about HTTP.
 
+mod build;
 mod containers;
 mod error;
 mod filters;
@@ -62,6 +63,7 @@ pub fn router(daemon: AppState) -> Router {
         .route("/events", get(system::events))
         .route("/system/df", get(system::disk_usage))
         .route("/auth", post(registry::auth))
+        .route("/build", post(build::build))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))
