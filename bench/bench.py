@@ -541,6 +541,55 @@ def registry_rows(base, have_dockerd, runs):
     return rows
 
 
+BENCH_DOCKERFILE = """FROM busybox AS build
+ENV STAGE=build
+WORKDIR /src
+COPY . /src/
+RUN echo compiled > /src/out.txt
+RUN cat /src/out.txt /src/in.txt > /src/both.txt
+FROM busybox
+LABEL bench=1
+COPY --from=build /src/both.txt /both.txt
+RUN ls -l /both.txt > /listing
+CMD ["cat", "/both.txt"]
+"""
+
+
+def build_rows(base, have_dockerd, runs):
+    """A 10-step Dockerfile (RUN, COPY, a multistage COPY --from): cold and cached."""
+    rows = []
+    tar = base / "busybox.tar"
+    ctx = base / "build-ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(BENCH_DOCKERFILE)
+    (ctx / "in.txt").write_text("input\n")
+    peers = []
+    try:
+        for cls in [Berth] + ([Dockerd] if have_dockerd else []):
+            root = base / f"{cls.name}-build"
+            (root / "run").mkdir(parents=True)
+            peer = cls(root)
+            peer.start()
+            docker(peer, "import", str(tar), "busybox")
+            peers.append(peer)
+        cold, cached = {}, {}
+        for peer in peers:
+            env = peer.env()
+            env["DOCKER_BUILDKIT"] = "0"
+            build = lambda *extra: subprocess.run([DOCKER_CLI, "build", "-q", *extra, str(ctx)], env=env,
+                                                  check=True, capture_output=True)
+            cold[peer.name] = median_time(lambda: build("--no-cache"), max(3, runs // 2)) * 1000
+            build()
+            cached[peer.name] = median_time(lambda: build(), runs) * 1000
+        nan = float("nan")
+        rows.append(row("cold build, 10 steps (--no-cache, docker CLI classic builder)", cold["berthd"], cold.get("dockerd", nan), "ms"))
+        rows.append(row("fully cached rebuild of the same (target ≤ 20 ms)", cached["berthd"], cached.get("dockerd", nan), "ms"))
+    finally:
+        for peer in peers:
+            peer.stop()
+    return rows
+
+
 def volume_rows(base, runs):
     """Volume mount cost per volume, and copy-up speed against `cp -a` of the same data."""
     rows = []
@@ -592,7 +641,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--images", type=int, default=100)
-    parser.add_argument("--only", choices=["network", "registry", "volume"], help="run one group of rows")
+    parser.add_argument("--only", choices=["network", "registry", "volume", "build"], help="run one group of rows")
     args = parser.parse_args()
     have_dockerd = shutil.which("dockerd") is not None
     base = Path(tempfile.mkdtemp(prefix="berth-bench-"))
@@ -604,6 +653,8 @@ def main():
             busybox_tar(base)
             if args.only == "volume":
                 rows.extend(volume_rows(base, args.runs))
+            elif args.only == "build":
+                rows.extend(build_rows(base, have_dockerd, args.runs))
             else:
                 rows.extend({"network": network_rows, "registry": registry_rows}[args.only](base, have_dockerd, args.runs))
             return print_rows(rows)
@@ -655,6 +706,7 @@ def main():
         rows.extend(volume_rows(base, args.runs))
         rows.extend(network_rows(base, have_dockerd, args.runs))
         rows.extend(registry_rows(base, have_dockerd, args.runs))
+        rows.extend(build_rows(base, have_dockerd, args.runs))
     finally:
         for link in BENCH_BRIDGES:
             subprocess.run(["ip", "link", "del", link], capture_output=True)
