@@ -63,6 +63,7 @@ WORKDIR $APP_HOME
 COPY src/ ./src/
 COPY top.txt .
 ADD bundle.tar.gz /opt/
+ADD bundle.tar.bz2 /opt2/
 ADD {url}/file.txt /downloads/
 RUN echo "${GREETING:-none} from RUN" > /greeting && \\
     ls /app/src > /listing
@@ -90,11 +91,12 @@ def make_context(root, url):
     (ctx / "top.txt").write_text("top\n")
     (ctx / "Dockerfile").write_text(DOCKERFILE.replace("{url}", url))
     (ctx / ".dockerignore").write_text("# no keys\n**/*.key\n")
-    with tarfile.open(ctx / "bundle.tar.gz", "w:gz") as t:
-        data = b"from the bundle\n"
-        info = tarfile.TarInfo("bundled/inside.txt")
-        info.size = len(data)
-        t.addfile(info, io.BytesIO(data))
+    for name, mode in (("bundle.tar.gz", "w:gz"), ("bundle.tar.bz2", "w:bz2")):
+        with tarfile.open(ctx / name, mode) as t:
+            data = b"from the bundle\n"
+            info = tarfile.TarInfo("bundled/inside.txt")
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
     return ctx
 
 
@@ -113,10 +115,10 @@ def test_classic_build_through_the_docker_cli(bb, served):
     assert config["User"] == "nobody"
     assert config["Cmd"] == ["cat", "/greeting"]
     check = ("cat /greeting; cat /app/src/a.txt /app/src/sub/b.txt /app/top.txt; "
-             "cat /opt/bundled/inside.txt /downloads/file.txt; ls /app/src")
+             "cat /opt/bundled/inside.txt /downloads/file.txt /opt2/bundled/inside.txt; ls /app/src")
     shown = bb.docker("run", "--rm", "-u", "0", "built:1", "sh", "-c", check).out
     assert "hi from RUN" in shown
-    assert "A\nB\ntop\nfrom the bundle\ndownloaded-content\n" in shown
+    assert "A\nB\ntop\nfrom the bundle\ndownloaded-content\nfrom the bundle\n" in shown
     assert "secret.key" not in shown
 
     # Everything again: every step from the cache.
@@ -174,3 +176,18 @@ def test_docker_py_and_our_cli_build(bb, tmp_path):
     assert client.containers.run("py:1", remove=True) == b"built-by-py\n"
     out = bb.berth("build", "-t", "ours:1", str(ctx)).out
     assert "Successfully tagged ours:1" in out
+
+
+def test_onbuild_triggers_run_in_the_child_build(bb, tmp_path):
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    (parent / "Dockerfile").write_text("FROM busybox\nONBUILD RUN echo triggered > /t\n")
+    classic(bb, "build", "-t", "onbuild-base:1", str(parent))
+    assert json.loads(bb.docker("image", "inspect", "onbuild-base:1").out)[0]["Config"]["OnBuild"] == ["RUN echo triggered > /t"]
+    child = tmp_path / "child"
+    child.mkdir()
+    (child / "Dockerfile").write_text("FROM onbuild-base:1\nCMD [\"cat\", \"/t\"]\n")
+    out = classic(bb, "build", "-t", "onbuild-child:1", str(child)).out
+    assert "# Executing 1 build trigger" in out
+    assert bb.docker("run", "--rm", "onbuild-child:1").out == "triggered\n"
+    assert not json.loads(bb.docker("image", "inspect", "onbuild-child:1").out)[0]["Config"].get("OnBuild")

@@ -199,9 +199,30 @@ impl Builder {
             let mut state = self
                 .start_stage(&base, &parsed.stages[..index], &built)
                 .await?;
-            match &state.image {
-                Some(id) => say(format!(" ---> {}\n", short(id.as_str()))),
-                None => {}
+            if let Some(id) = &state.image {
+                say(format!(" ---> {}\n", short(id.as_str())));
+            }
+            // The base image's ONBUILD triggers run first, and are not inherited.
+            let triggers = state.config.config.on_build.take().unwrap_or_default();
+            if !triggers.is_empty() {
+                say(format!("# Executing {} build trigger", triggers.len())
+                    + if triggers.len() == 1 { "\n" } else { "s\n" });
+                for trigger in &triggers {
+                    for instruction in dockerfile::parse_instructions(trigger)? {
+                        self.run_step(
+                            &mut state,
+                            &instruction,
+                            &options,
+                            &meta,
+                            &ignore,
+                            &parsed.stages,
+                            &built,
+                            escape,
+                            &say,
+                        )
+                        .await?;
+                    }
+                }
             }
             for instruction in &stage.instructions {
                 step += 1;

@@ -38,12 +38,7 @@ pub fn decompress<'a, R: Read + 'a>(reader: R) -> io::Result<(Compression, Box<d
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
         Compression::Xz => Box::new(xz2::bufread::XzDecoder::new_multi_decoder(buffered)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?),
-        Compression::Bzip2 => {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "bzip2-compressed archives are not supported",
-            ))
-        }
+        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(buffered)),
     };
     Ok((kind, out))
 }
@@ -63,7 +58,11 @@ mod tests {
         let mut xz = xz2::write::XzEncoder::new(Vec::new(), 1);
         xz.write_all(&data).unwrap();
         let xz = xz.finish().unwrap();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&data).unwrap();
+        let bz = bz.finish().unwrap();
         for (input, kind) in [
+            (&bz[..], Compression::Bzip2),
             (&data[..], Compression::None),
             (&gz[..], Compression::Gzip),
             (&zst[..], Compression::Zstd),
