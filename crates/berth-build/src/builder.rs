@@ -715,8 +715,6 @@ impl Builder {
             .await?;
         say(format!(" ---> Running in {}\n", short(&id)));
         let outcome: Result<Digest> = async {
-            self.runtime.start(&id).await?;
-            let code = self.runtime.wait(&id, "not-running").await?;
             let container = self.runtime.find(&id)?;
             let log = container.dir.join(format!("{id}-json.log"));
             let filter = berth_runtime::logs::Filter {
@@ -724,7 +722,22 @@ impl Builder {
                 stderr: true,
                 ..Default::default()
             };
-            for entry in berth_runtime::logs::read_all(&log, &filter).0 {
+            self.runtime.start(&id).await?;
+            // The step's output is passed on as it is written, not when the step ends.
+            let mut follower = berth_runtime::logs::Follower::open(&log);
+            let wait = self.runtime.wait(&id, "not-running");
+            tokio::pin!(wait);
+            let code = loop {
+                tokio::select! {
+                    code = &mut wait => break code?,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {
+                        for entry in follower.read_new(&filter) {
+                            say(entry.log);
+                        }
+                    }
+                }
+            };
+            for entry in follower.read_new(&filter) {
                 say(entry.log);
             }
             if code != 0 {
