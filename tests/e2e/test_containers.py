@@ -421,6 +421,19 @@ def test_default_seccomp_profile(bb):
     assert "Seccomp:\t0" in bb.docker("run", "--rm", "--privileged", "busybox", "cat", "/proc/self/status").out
     nnp = bb.docker("run", "--rm", "--security-opt", "no-new-privileges", "busybox", "cat", "/proc/self/status").out
     assert "NoNewPrivs:\t1" in nnp and "Seccomp:\t2" in nnp
+    # A custom profile in Docker's format, as the CLIs read it from a file.
+    profile = bb.root / "no-mkdir.json"
+    profile.write_text(json.dumps({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]}],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+    }))
+    for cli in (bb.docker, bb.berth):
+        denied = cli("run", "--rm", "--security-opt", f"seccomp={profile}", "busybox", "mkdir", "/made", check=False)
+        assert denied.returncode != 0 and "Operation not permitted" in denied.err, denied.err
+    allowed = bb.docker("run", "--rm", "--security-opt", f"seccomp={profile}", "busybox", "unshare", "-U", "true")
+    assert allowed.returncode == 0
+    assert bb.docker("run", "--rm", "--security-opt", "seccomp=builtin", "busybox", "true").returncode == 0
 
 
 def test_system_df(bb):

@@ -479,9 +479,136 @@ pub fn default_profile(caps: &[String]) -> Value {
     })
 }
 
+/// Docker's seccomp profile format (what `--security-opt seccomp=FILE` sends) turned
+/// into the OCI form for a container with `caps`: `archMap` narrowed to this machine,
+/// and each rule kept only when its `includes`/`excludes` (capabilities, arches) allow.
+pub fn from_docker_profile(text: &str, caps: &[String]) -> Result<Value, String> {
+    let profile: Value =
+        serde_json::from_str(text).map_err(|e| format!("Decoding seccomp profile failed: {e}"))?;
+    let object = profile
+        .as_object()
+        .ok_or("Decoding seccomp profile failed: the profile is not a JSON object")?;
+    let default_action = object
+        .get("defaultAction")
+        .and_then(Value::as_str)
+        .ok_or("Decoding seccomp profile failed: defaultAction is required")?;
+    let host_arch = match std::env::consts::ARCH {
+        "x86_64" => "SCMP_ARCH_X86_64",
+        "aarch64" => "SCMP_ARCH_AARCH64",
+        other => other,
+    };
+    let mut architectures: Vec<Value> = Vec::new();
+    if let Some(map) = object.get("archMap").and_then(Value::as_array) {
+        for entry in map {
+            if entry["architecture"].as_str() == Some(host_arch) {
+                architectures.push(entry["architecture"].clone());
+                for sub in entry["subArchitectures"].as_array().into_iter().flatten() {
+                    architectures.push(sub.clone());
+                }
+            }
+        }
+    } else if let Some(list) = object.get("architectures").and_then(Value::as_array) {
+        architectures = list.clone();
+    }
+    let has_cap = |c: &str| caps.iter().any(|x| x == c);
+    let arch_short = std::env::consts::ARCH
+        .replace("x86_64", "amd64")
+        .replace("aarch64", "arm64");
+    let mut syscalls = Vec::new();
+    for rule in object
+        .get("syscalls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let includes = &rule["includes"];
+        let excludes = &rule["excludes"];
+        let list = |v: &Value, key: &str| -> Vec<String> {
+            v[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        };
+        let inc_caps = list(includes, "caps");
+        let inc_arches = list(includes, "arches");
+        if !inc_caps.iter().all(|c| has_cap(c))
+            || (!inc_arches.is_empty() && !inc_arches.contains(&arch_short))
+            || list(excludes, "caps").iter().any(|c| has_cap(c))
+            || list(excludes, "arches").contains(&arch_short)
+        {
+            continue;
+        }
+        let mut names: Vec<Value> = rule["names"].as_array().cloned().unwrap_or_default();
+        if let Some(name) = rule["name"].as_str() {
+            names.push(Value::String(name.to_string()));
+        }
+        if names.is_empty() {
+            return Err("Decoding seccomp profile failed: a rule without names".into());
+        }
+        let mut out = serde_json::json!({"names": names, "action": rule["action"]});
+        for key in ["args", "errnoRet"] {
+            if !rule[key].is_null() {
+                out[key] = rule[key].clone();
+            }
+        }
+        syscalls.push(out);
+    }
+    let mut oci = serde_json::json!({
+        "defaultAction": default_action,
+        "architectures": architectures,
+        "syscalls": syscalls,
+    });
+    if let Some(errno) = object.get("defaultErrnoRet") {
+        oci["defaultErrnoRet"] = errno.clone();
+    }
+    Ok(oci)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_profiles_narrow_to_this_machine_and_these_capabilities() {
+        let profile = r#"{
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]},
+                        {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+                {"names": ["reboot"], "action": "SCMP_ACT_ERRNO", "includes": {"caps": ["CAP_SYS_BOOT"]}},
+                {"names": ["chroot"], "action": "SCMP_ACT_ERRNO", "excludes": {"caps": ["CAP_SYS_CHROOT"]}}
+            ]
+        }"#;
+        let oci = from_docker_profile(profile, &["CAP_SYS_CHROOT".to_string()]).unwrap();
+        assert_eq!(oci["defaultAction"], "SCMP_ACT_ALLOW");
+        let names: Vec<String> = oci["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| {
+                r["names"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_str().unwrap().to_string())
+            })
+            .collect();
+        assert_eq!(names, ["mkdir", "mkdirat"]);
+        assert_eq!(oci["syscalls"][0]["errnoRet"], 1);
+        if std::env::consts::ARCH == "x86_64" {
+            assert_eq!(
+                oci["architectures"],
+                serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"])
+            );
+        }
+        assert!(from_docker_profile("{", &[])
+            .unwrap_err()
+            .starts_with("Decoding seccomp profile failed"));
+    }
 
     #[test]
     fn capabilities_widen_the_profile() {

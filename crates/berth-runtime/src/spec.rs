@@ -390,16 +390,26 @@ pub fn generate(record: &ContainerRecord, inputs: &SpecInputs) -> Result<Value> 
     let unconfined = security_opts
         .iter()
         .any(|o| *o == "seccomp=unconfined" || *o == "seccomp:unconfined");
-    if let Some(custom) = security_opts
+    // The docker CLI reads a profile file itself and sends its content.
+    let custom = security_opts
         .iter()
         .find(|o| (o.starts_with("seccomp=") || o.starts_with("seccomp:")) && !unconfined)
-    {
-        return Err(Error::InvalidArgument(format!(
-            "custom seccomp profiles are not supported yet ({custom}); use the default or seccomp=unconfined"
-        )));
-    }
-    if !privileged && !unconfined {
-        linux["seccomp"] = crate::seccomp::default_profile(&caps);
+        .map(|o| &o["seccomp=".len()..])
+        .filter(|p| *p != "builtin");
+    match custom {
+        Some(profile) if profile.trim_start().starts_with('{') => {
+            linux["seccomp"] = crate::seccomp::from_docker_profile(profile, &caps)
+                .map_err(Error::InvalidArgument)?;
+        }
+        Some(other) => {
+            return Err(Error::InvalidArgument(format!(
+                "opening seccomp profile ({other}) failed: open {other}: no such file or directory"
+            )))
+        }
+        None if !privileged && !unconfined => {
+            linux["seccomp"] = crate::seccomp::default_profile(&caps);
+        }
+        None => {}
     }
     let mut process = json!({
         "terminal": record.tty(),
