@@ -202,31 +202,26 @@ impl Builder {
             if let Some(id) = &state.image {
                 say(format!(" ---> {}\n", short(id.as_str())));
             }
-            // The base image's ONBUILD triggers run first, and are not inherited.
+            // The base image's ONBUILD triggers run first, unnumbered, and are not
+            // inherited.
             let triggers = state.config.config.on_build.take().unwrap_or_default();
+            let mut trigger_steps = Vec::new();
+            for trigger in &triggers {
+                trigger_steps.extend(dockerfile::parse_instructions(trigger)?);
+            }
             if !triggers.is_empty() {
                 say(format!("# Executing {} build trigger", triggers.len())
                     + if triggers.len() == 1 { "\n" } else { "s\n" });
-                for trigger in &triggers {
-                    for instruction in dockerfile::parse_instructions(trigger)? {
-                        self.run_step(
-                            &mut state,
-                            &instruction,
-                            &options,
-                            &meta,
-                            &ignore,
-                            &parsed.stages,
-                            &built,
-                            escape,
-                            &say,
-                        )
-                        .await?;
-                    }
-                }
             }
-            for instruction in &stage.instructions {
-                step += 1;
-                say(format!("Step {step}/{total} : {}\n", instruction.original));
+            let steps = trigger_steps
+                .iter()
+                .map(|i| (i, false))
+                .chain(stage.instructions.iter().map(|i| (i, true)));
+            for (instruction, numbered) in steps {
+                if numbered {
+                    step += 1;
+                    say(format!("Step {step}/{total} : {}\n", instruction.original));
+                }
                 self.run_step(
                     &mut state,
                     instruction,
@@ -900,14 +895,9 @@ impl Builder {
                         .symlink_metadata()
                         .map_err(|e| step_error(format!("{e}")))?;
                     if meta.is_dir() {
-                        let target = if dest_is_dir || !dest_raw.ends_with('/') {
-                            dest.clone()
-                        } else {
-                            dest.clone()
-                        };
                         builder.tree(
                             &path,
-                            &target,
+                            &dest,
                             &mut hasher,
                             spec.from.is_none().then_some((ignore, rel.as_str())),
                         )?;

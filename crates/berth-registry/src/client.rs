@@ -358,6 +358,26 @@ impl Client {
         })
     }
 
+    /// A client for the first of `domain`'s endpoints that answers at all (HTTPS
+    /// before HTTP for insecure registries).
+    pub async fn first_answering(
+        config: &RegistryConfig,
+        domain: &str,
+        repository: &str,
+        credentials: Option<Credentials>,
+        push: bool,
+    ) -> Result<Self> {
+        let mut last = None;
+        for endpoint in config.endpoints(domain) {
+            let client = Client::new(config, &endpoint, repository, credentials.clone(), push)?;
+            match client.ping().await {
+                Ok(()) => return Ok(client),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Transport(format!("no endpoint for {domain}"))))
+    }
+
     /// `GET /v2/`: any HTTP answer (401 included) means the endpoint speaks the
     /// protocol; used to pick between HTTPS and HTTP for insecure registries.
     pub async fn ping(&self) -> Result<()> {

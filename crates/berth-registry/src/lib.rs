@@ -16,16 +16,8 @@ pub use push::{push, PushOptions, Pushed};
 
 /// `docker login`: checks `credentials` against the registry of `domain`.
 pub async fn login(config: &RegistryConfig, domain: &str, credentials: Credentials) -> Result<()> {
-    let mut last = None;
-    for endpoint in config.endpoints(domain) {
-        match client::Client::new(config, &endpoint, "", Some(credentials.clone()), false) {
-            Ok(c) => match c.check_login().await {
-                Ok(()) => return Ok(()),
-                Err(e @ Error::Transport(_)) => last = Some(e),
-                Err(e) => return Err(e),
-            },
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| Error::Transport(format!("no endpoint for {domain}"))))
+    client::Client::first_answering(config, domain, "", Some(credentials), false)
+        .await?
+        .check_login()
+        .await
 }

@@ -136,9 +136,10 @@ pub async fn pull(options: &PullOptions, reference: &Reference) -> Result<Pulled
 
 /// Every tag of the repository (`pull -a`).
 pub async fn tags(options: &PullOptions, reference: &Reference) -> Result<Vec<String>> {
-    let client = choose(
+    let client = Client::first_answering(
         &options.config,
-        reference,
+        reference.domain(),
+        reference.path(),
         options.credentials.clone(),
         false,
     )
@@ -160,30 +161,6 @@ pub async fn tags(options: &PullOptions, reference: &Reference) -> Result<Vec<St
         .filter_map(Value::as_str)
         .map(String::from)
         .collect())
-}
-
-/// The first endpoint that answers at all (HTTPS before HTTP for insecure registries).
-pub(crate) async fn choose(
-    config: &RegistryConfig,
-    reference: &Reference,
-    credentials: Option<Credentials>,
-    push: bool,
-) -> Result<Client> {
-    let mut last = None;
-    for endpoint in config.endpoints(reference.domain()) {
-        let client = Client::new(
-            config,
-            &endpoint,
-            reference.path(),
-            credentials.clone(),
-            push,
-        )?;
-        match client.ping().await {
-            Ok(()) => return Ok(client),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| Error::Transport(format!("no endpoint for {}", reference.domain()))))
 }
 
 fn status_error(status: StatusCode, message: &str, reference: &Reference) -> Error {

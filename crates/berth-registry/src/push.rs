@@ -47,9 +47,10 @@ pub async fn push(options: &PushOptions, reference: &Reference) -> Result<Pushed
         ))
     })?;
     let image = view.image;
-    let client = crate::pull::choose(
+    let client = Client::first_answering(
         &options.config,
-        reference,
+        reference.domain(),
+        reference.path(),
         options.credentials.clone(),
         true,
     )

@@ -243,7 +243,8 @@ impl Runtime {
             .join(&id[..id.len().min(16)])
     }
 
-    fn netns_path(&self, id: &str) -> PathBuf {
+    /// Where a container's network namespace is pinned (`SandboxKey`).
+    pub fn netns_path(&self, id: &str) -> PathBuf {
         self.config
             .exec_root
             .join("netns")

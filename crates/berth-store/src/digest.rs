@@ -153,13 +153,18 @@ impl<R: io::Read> io::Read for HashingReader<R> {
 pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
     for diff in diff_ids {
-        let next = match out.last() {
-            None => diff.clone(),
-            Some(parent) => Digest::of(format!("{parent} {diff}").as_bytes()),
-        };
+        let next = chain_id(out.last(), diff);
         out.push(next);
     }
     out
+}
+
+/// The chain id of layer `diff` on top of the chain `parent`.
+pub fn chain_id(parent: Option<&Digest>, diff: &Digest) -> Digest {
+    match parent {
+        None => diff.clone(),
+        Some(parent) => Digest::of(format!("{parent} {diff}").as_bytes()),
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::content::ContentStore;
-use crate::digest::Digest;
+use crate::digest::{chain_id, Digest};
 use crate::error::{Error, Result};
 use crate::extract::extract_layer;
 use crate::fsutil;
@@ -102,43 +102,26 @@ impl LayerStore {
         expected: &Digest,
         media_type: &str,
     ) -> Result<StagedLayer> {
-        let temp = self.dir.join(format!(".tmp-{}", fsutil::random_hex(12)));
-        let diff = temp.join("diff");
-        fsutil::ensure_dir(&diff)?;
-        let staged_cleanup = TempGuard(&temp);
-        let mut blob = content.writer()?;
-        let mut tee = TeeReader {
-            inner: reader,
-            copy: &mut blob,
-        };
-        let (diff_id, stats) = {
-            let (_, tar) = crate::compression::decompress(&mut tee)
+        self.stage_with(parent, |diff| {
+            let mut blob = content.writer()?;
+            let mut tee = TeeReader {
+                inner: reader,
+                copy: &mut blob,
+            };
+            let (diff_id, stats) = {
+                let (_, tar) = crate::compression::decompress(&mut tee)
+                    .map_err(|e| Error::archive(format!("reading layer {expected}: {e}")))?;
+                let mut hashing = crate::digest::HashingReader::new(tar);
+                let stats = extract_layer(&mut hashing, diff)?;
+                io::copy(&mut hashing, &mut io::sink())
+                    .map_err(|e| Error::archive(format!("reading layer {expected}: {e}")))?;
+                (hashing.finish().0, stats)
+            };
+            // What follows the compressed stream (padding) is part of the blob too.
+            io::copy(&mut tee, &mut io::sink())
                 .map_err(|e| Error::archive(format!("reading layer {expected}: {e}")))?;
-            let mut hashing = crate::digest::HashingReader::new(tar);
-            let stats = extract_layer(&mut hashing, &diff)?;
-            io::copy(&mut hashing, &mut io::sink())
-                .map_err(|e| Error::archive(format!("reading layer {expected}: {e}")))?;
-            (hashing.finish().0, stats)
-        };
-        // What follows the compressed stream (padding) is part of the blob too.
-        io::copy(&mut tee, &mut io::sink())
-            .map_err(|e| Error::archive(format!("reading layer {expected}: {e}")))?;
-        let blob_digest = blob.commit(Some(expected))?;
-        let chain_id = match parent {
-            None => diff_id.clone(),
-            Some(p) => Digest::of(format!("{p} {diff_id}").as_bytes()),
-        };
-        std::mem::forget(staged_cleanup);
-        Ok(StagedLayer {
-            temp,
-            record: LayerRecord {
-                chain_id,
-                diff_id,
-                parent: parent.cloned(),
-                size: stats.size,
-                blob: blob_digest,
-                media_type: media_type.to_string(),
-            },
+            let blob_digest = blob.commit(Some(expected))?;
+            Ok((diff_id, stats.size, blob_digest, media_type.to_string()))
         })
     }
 
@@ -149,38 +132,53 @@ impl LayerStore {
         content: &ContentStore,
         allow_empty: bool,
     ) -> Result<StagedLayer> {
+        self.stage_with(parent, |diff| {
+            let mut blob = content.writer()?;
+            let mut tee = TeeReader {
+                inner: reader,
+                copy: &mut blob,
+            };
+            let stats = extract_layer(&mut tee, diff)?;
+            if stats.entries == 0 && !allow_empty {
+                return Err(Error::archive("no entries found: not a tar archive"));
+            }
+            // The tar's trailing blocks belong to the blob too: the diff id covers every
+            // byte.
+            io::copy(&mut tee, &mut io::sink())
+                .map_err(|e| Error::archive(format!("reading archive: {e}")))?;
+            let diff_id = blob.commit(None)?;
+            Ok((
+                diff_id.clone(),
+                stats.size,
+                diff_id,
+                MEDIA_TYPE_LAYER_TAR.to_string(),
+            ))
+        })
+    }
+
+    /// A staging directory for `unpack`, which fills `<temp>/diff` and returns the
+    /// layer's diff id, content size, blob and media type; removed if it fails.
+    fn stage_with(
+        &self,
+        parent: Option<&Digest>,
+        unpack: impl FnOnce(&Path) -> Result<(Digest, u64, Digest, String)>,
+    ) -> Result<StagedLayer> {
         let temp = self.dir.join(format!(".tmp-{}", fsutil::random_hex(12)));
         let diff = temp.join("diff");
         fsutil::ensure_dir(&diff)?;
         let staged_cleanup = TempGuard(&temp);
-        let mut blob = content.writer()?;
-        let mut tee = TeeReader {
-            inner: reader,
-            copy: &mut blob,
-        };
-        let stats = extract_layer(&mut tee, &diff)?;
-        if stats.entries == 0 && !allow_empty {
-            return Err(Error::archive("no entries found: not a tar archive"));
-        }
-        // The tar's trailing blocks belong to the blob too: the diff id covers every byte.
-        io::copy(&mut tee, &mut io::sink())
-            .map_err(|e| Error::archive(format!("reading archive: {e}")))?;
-        let diff_id = blob.commit(None)?;
-        let chain_id = match parent {
-            None => diff_id.clone(),
-            Some(p) => Digest::of(format!("{p} {diff_id}").as_bytes()),
-        };
+        let (diff_id, size, blob, media_type) = unpack(&diff)?;
         std::mem::forget(staged_cleanup);
         Ok(StagedLayer {
-            temp,
             record: LayerRecord {
-                chain_id,
-                diff_id: diff_id.clone(),
+                chain_id: chain_id(parent, &diff_id),
+                diff_id,
                 parent: parent.cloned(),
-                size: stats.size,
-                blob: diff_id,
-                media_type: MEDIA_TYPE_LAYER_TAR.to_string(),
+                size,
+                blob,
+                media_type,
             },
+            temp,
         })
     }
 

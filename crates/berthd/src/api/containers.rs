@@ -14,28 +14,19 @@ use berth_runtime::{Container, ContainerRecord, ContainerState, Status};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
+use super::body::json_body;
 use super::error::{ApiError, ApiResult};
 use super::filters::{parse_until, Filters};
 use super::hijack::{output_body, splice, take_upgrade, upgraded_response};
 use super::params::Params;
 use super::AppState;
 
-async fn json_body(request: Request) -> ApiResult<Value> {
-    let bytes = axum::body::to_bytes(request.into_body(), 16 * 1024 * 1024)
-        .await
-        .map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))?;
-    if bytes.is_empty() {
-        return Ok(json!({}));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
-}
-
 pub async fn create(
     State(daemon): State<AppState>,
     params: Params,
     request: Request,
 ) -> ApiResult<Response> {
-    let mut body = json_body(request).await?;
+    let mut body = json_body(request, 16 * 1024 * 1024).await?;
     let host_config = body
         .as_object_mut()
         .and_then(|o| o.remove("HostConfig"))
@@ -403,22 +394,12 @@ fn config_json(record: &ContainerRecord) -> Value {
     out
 }
 
-fn network_settings(daemon: &AppState, record: &ContainerRecord, state: &ContainerState) -> Value {
+/// `NetworkSettings.Networks`: each configured network, with its endpoint while the
+/// container runs; the mode's own entry for `host`, `none` and the like.
+fn networks_json(daemon: &AppState, record: &ContainerRecord, state: &ContainerState) -> Value {
     let mode = record.host_config["NetworkMode"]
         .as_str()
-        .unwrap_or("bridge")
-        .to_string();
-    let sandbox = if state.is_running() && mode != "host" {
-        daemon
-            .config
-            .exec_root
-            .join("netns")
-            .join(&record.id[..16])
-            .display()
-            .to_string()
-    } else {
-        String::new()
-    };
+        .unwrap_or("bridge");
     let mut networks = Map::new();
     for attachment in &record.networks {
         let endpoint = state
@@ -434,19 +415,32 @@ fn network_settings(daemon: &AppState, record: &ContainerRecord, state: &Contain
         let id = daemon
             .runtime
             .networks()
-            .get(&mode)
+            .get(mode)
             .map(|n| n.id)
             .unwrap_or_default();
         let attachment = berth_runtime::NetworkAttachment {
             network_id: id,
-            network_name: mode.clone(),
+            network_name: mode.to_string(),
             ..Default::default()
         };
         networks.insert(
-            mode.clone(),
+            mode.to_string(),
             network::endpoint_json(record, &attachment, None),
         );
     }
+    Value::Object(networks)
+}
+
+fn network_settings(daemon: &AppState, record: &ContainerRecord, state: &ContainerState) -> Value {
+    let mode = record.host_config["NetworkMode"]
+        .as_str()
+        .unwrap_or("bridge");
+    let sandbox = if state.is_running() && mode != "host" {
+        daemon.runtime.netns_path(&record.id).display().to_string()
+    } else {
+        String::new()
+    };
+    let networks = networks_json(daemon, record, state);
     // The top-level fields describe the default bridge's endpoint, as in Docker.
     let bridge = state.endpoints.iter().find(|e| e.network_name == "bridge");
     let text = |f: &dyn Fn(&berth_net::Endpoint) -> String| bridge.map(f).unwrap_or_default();
@@ -625,7 +619,7 @@ pub async fn list(State(daemon): State<AppState>, params: Params) -> ApiResult<J
             "State": state.status.as_str(),
             "Status": status_text(&state),
             "HostConfig": {"NetworkMode": record.host_config["NetworkMode"].as_str().unwrap_or("bridge")},
-            "NetworkSettings": {"Networks": network_settings(&daemon, &record, &state)["Networks"].clone()},
+            "NetworkSettings": {"Networks": networks_json(&daemon, &record, &state)},
             "Mounts": record.mounts.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
         });
         if params.flag("size") {
@@ -938,7 +932,7 @@ pub async fn exec_create(
     Path(name): Path<String>,
     request: Request,
 ) -> ApiResult<Response> {
-    let body = json_body(request).await?;
+    let body = json_body(request, 16 * 1024 * 1024).await?;
     let id = daemon.runtime.exec_create(&name, body)?;
     Ok((StatusCode::CREATED, Json(json!({"Id": id}))).into_response())
 }
@@ -949,7 +943,7 @@ pub async fn exec_start(
     mut request: Request,
 ) -> ApiResult<Response> {
     let upgrade = take_upgrade(&mut request);
-    let body = json_body(request).await?;
+    let body = json_body(request, 16 * 1024 * 1024).await?;
     let detach = body["Detach"].as_bool().unwrap_or(false);
     let tty = body["Tty"].as_bool();
     let console = body["ConsoleSize"]
@@ -1206,7 +1200,7 @@ pub async fn commit(
         .non_empty("container")
         .ok_or_else(|| ApiError::bad_request("container is required"))?
         .to_string();
-    let body = json_body(request).await?;
+    let body = json_body(request, 16 * 1024 * 1024).await?;
     let reference = match params.non_empty("repo") {
         Some(repo) => {
             let parsed = berth_store::Reference::parse_normalized(repo)?;

@@ -2,6 +2,7 @@
 //! Handlers parse the request, call into the stores, and shape the reply; nothing
 //! below this module knows about HTTP.
 
+mod body;
 mod build;
 mod containers;
 mod error;

@@ -9,31 +9,11 @@ use axum::Json;
 use berth_net::{CreateRequest, Network};
 use serde_json::{json, Map, Value};
 
+use super::body::{json_body, string_map};
 use super::error::{ApiError, ApiResult};
 use super::filters::{parse_until, Filters};
 use super::params::Params;
 use super::AppState;
-
-async fn json_body(request: Request) -> ApiResult<Value> {
-    let bytes = axum::body::to_bytes(request.into_body(), 1024 * 1024)
-        .await
-        .map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))?;
-    if bytes.is_empty() {
-        return Ok(json!({}));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
-}
-
-fn string_map(value: &Value) -> BTreeMap<String, String> {
-    value
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// Docker's network object; `Containers` only for inspect.
 fn network_json(daemon: &AppState, n: &Network, with_containers: bool) -> Value {
@@ -82,6 +62,23 @@ fn network_json(daemon: &AppState, n: &Network, with_containers: bool) -> Value 
     })
 }
 
+/// Docker's network events: name and driver, and the container for (dis)connects.
+fn network_event(daemon: &AppState, action: &str, network: &Network, container: Option<String>) {
+    let mut attributes = BTreeMap::from([
+        ("name".to_string(), network.name.clone()),
+        ("type".to_string(), network.driver.clone()),
+    ]);
+    if let Some(id) = container {
+        attributes.insert("container".to_string(), id);
+    }
+    daemon.events.publish(crate::events::Event::new(
+        "network",
+        action,
+        &network.id,
+        attributes,
+    ));
+}
+
 fn in_use(daemon: &AppState, n: &Network) -> bool {
     !daemon.runtime.networks().members(&n.id).is_empty()
 }
@@ -125,7 +122,7 @@ pub async fn inspect(
 }
 
 pub async fn create(State(daemon): State<AppState>, request: Request) -> ApiResult<Response> {
-    let body = json_body(request).await?;
+    let body = json_body(request, 1024 * 1024).await?;
     let name = body["Name"].as_str().unwrap_or("").to_string();
     if body["EnableIPv6"].as_bool().unwrap_or(false) {
         return Err(ApiError::bad_request(
@@ -162,15 +159,7 @@ pub async fn create(State(daemon): State<AppState>, request: Request) -> ApiResu
         ip_range: text(&ipam["IPRange"]),
     };
     let network = daemon.runtime.networks().create(request).await?;
-    daemon.events.publish(crate::events::Event::new(
-        "network",
-        "create",
-        &network.id,
-        BTreeMap::from([
-            ("name".to_string(), network.name.clone()),
-            ("type".to_string(), network.driver.clone()),
-        ]),
-    ));
+    network_event(&daemon, "create", &network, None);
     Ok((
         StatusCode::CREATED,
         Json(json!({"Id": network.id, "Warning": ""})),
@@ -183,15 +172,7 @@ pub async fn remove(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     let network = daemon.runtime.networks().remove(&name).await?;
-    daemon.events.publish(crate::events::Event::new(
-        "network",
-        "destroy",
-        &network.id,
-        BTreeMap::from([
-            ("name".to_string(), network.name.clone()),
-            ("type".to_string(), network.driver.clone()),
-        ]),
-    ));
+    network_event(&daemon, "destroy", &network, None);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -200,7 +181,7 @@ pub async fn connect(
     Path(name): Path<String>,
     request: Request,
 ) -> ApiResult<StatusCode> {
-    let body = json_body(request).await?;
+    let body = json_body(request, 1024 * 1024).await?;
     let container = body["Container"].as_str().unwrap_or("");
     if container.is_empty() {
         return Err(ApiError::bad_request("Container is required".to_string()));
@@ -211,16 +192,7 @@ pub async fn connect(
         .connect(container, &network.id, &body["EndpointConfig"])
         .await?;
     let id = daemon.runtime.find(container)?.id();
-    daemon.events.publish(crate::events::Event::new(
-        "network",
-        "connect",
-        &network.id,
-        BTreeMap::from([
-            ("container".to_string(), id),
-            ("name".to_string(), network.name.clone()),
-            ("type".to_string(), network.driver.clone()),
-        ]),
-    ));
+    network_event(&daemon, "connect", &network, Some(id));
     Ok(StatusCode::OK)
 }
 
@@ -229,7 +201,7 @@ pub async fn disconnect(
     Path(name): Path<String>,
     request: Request,
 ) -> ApiResult<StatusCode> {
-    let body = json_body(request).await?;
+    let body = json_body(request, 1024 * 1024).await?;
     let container = body["Container"].as_str().unwrap_or("");
     if container.is_empty() {
         return Err(ApiError::bad_request("Container is required".to_string()));
@@ -241,16 +213,7 @@ pub async fn disconnect(
         .find(container)
         .map(|c| c.id())
         .unwrap_or_default();
-    daemon.events.publish(crate::events::Event::new(
-        "network",
-        "disconnect",
-        &network.id,
-        BTreeMap::from([
-            ("container".to_string(), id),
-            ("name".to_string(), network.name.clone()),
-            ("type".to_string(), network.driver.clone()),
-        ]),
-    ));
+    network_event(&daemon, "disconnect", &network, Some(id));
     Ok(StatusCode::OK)
 }
 

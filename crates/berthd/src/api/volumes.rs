@@ -9,6 +9,7 @@ use axum::Json;
 use berth_volume::Volume;
 use serde_json::{json, Value};
 
+use super::body::{json_body, string_map};
 use super::error::{ApiError, ApiResult};
 use super::filters::Filters;
 use super::params::Params;
@@ -48,25 +49,8 @@ pub async fn list(State(daemon): State<AppState>, params: Params) -> ApiResult<J
 }
 
 pub async fn create(State(daemon): State<AppState>, request: Request) -> ApiResult<Response> {
-    let bytes = axum::body::to_bytes(request.into_body(), 1024 * 1024)
-        .await
-        .map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))?;
-    let body: Value = if bytes.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
-    };
-    let map = |key: &str| -> BTreeMap<String, String> {
-        body[key]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let body = json_body(request, 1024 * 1024).await?;
+    let map = |key: &str| string_map(&body[key]);
     // `volume create` without a name makes a named volume with a generated name; only
     // volumes made for a container are anonymous (what prune removes by default).
     let name = match body["Name"].as_str().filter(|n| !n.is_empty()) {
