@@ -11,6 +11,7 @@
 
 pub mod error;
 pub mod files;
+pub mod health;
 pub mod logs;
 pub mod manager;
 pub mod mounts;
@@ -23,6 +24,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod stats;
+pub mod update;
 pub mod user;
 
 pub use error::{Error, Result};

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::error::{Error, Result};
+use crate::health::{Health, HealthConfig, ProbeResult};
 use crate::network::{self, from_net};
 use crate::record::NetworkAttachment;
 use crate::record::{Container, ContainerRecord, ContainerSet, ContainerState, Status, ZERO_TIME};
@@ -274,6 +275,7 @@ impl Runtime {
         merge_image_config(&mut config, &image.config.config);
         let (path, args) = command_of(&config)?;
         validate_host_config(&mut host_config)?;
+        crate::health::validate(&config["Healthcheck"]).map_err(Error::InvalidArgument)?;
         let networks = network::plan(&self.networks, &host_config, &networking_config, &config)?;
         if host_config["NetworkMode"] == "host"
             && config["Hostname"].as_str().unwrap_or("").is_empty()
@@ -445,15 +447,11 @@ impl Runtime {
             }
             _ => {}
         }
-        self.start_container(&container, false).await?;
+        self.start_container(&container).await?;
         Ok(true)
     }
 
-    async fn start_container(
-        self: &Arc<Self>,
-        container: &Arc<Container>,
-        restarting: bool,
-    ) -> Result<()> {
+    async fn start_container(self: &Arc<Self>, container: &Arc<Container>) -> Result<()> {
         let record = container.record();
         let id = record.id.clone();
         match self.launch(container, &record).await {
@@ -469,12 +467,10 @@ impl Runtime {
                     s.error.clear();
                     s.oom_killed = false;
                     s.manually_stopped = false;
+                    s.health = HealthConfig::from_config(&record.config["Healthcheck"])
+                        .map(|_| Health::starting());
                 })?;
-                if !restarting {
-                    self.emit("start", &record, &[]);
-                } else {
-                    self.emit("start", &record, &[]);
-                }
+                self.emit("start", &record, &[]);
                 self.spawn_monitor(container.clone());
                 Ok(())
             }
@@ -950,6 +946,7 @@ impl Runtime {
     }
 
     fn spawn_monitor(self: &Arc<Self>, container: Arc<Container>) {
+        self.spawn_health_monitor(container.clone());
         let runtime = self.clone();
         tokio::spawn(async move {
             let id = container.id();
@@ -1030,7 +1027,7 @@ impl Runtime {
                 return; // stopped or removed meanwhile
             }
             let _ = container.update_record(|r| r.restart_count += 1);
-            if let Err(e) = runtime.start_container(&container, true).await {
+            if let Err(e) = runtime.start_container(&container).await {
                 tracing::warn!(id = %container.id(), "restart failed: {e}");
                 let _ = container.update_state(|s| s.status = Status::Exited);
             }
@@ -1078,7 +1075,7 @@ impl Runtime {
             if (policy == "always" || (policy == "unless-stopped" && !state.manually_stopped))
                 && state.started_at != ZERO_TIME
             {
-                if let Err(e) = self.start_container(&container, true).await {
+                if let Err(e) = self.start_container(&container).await {
                     tracing::warn!(id = %record.id, "restarting at daemon start: {e}");
                 }
             }
@@ -1176,7 +1173,7 @@ impl Runtime {
     ) -> Result<()> {
         let container = self.find(name)?;
         self.stop(name, timeout, signal).await?;
-        self.start_container(&container, true).await?;
+        self.start_container(&container).await?;
         self.emit("restart", &container.record(), &[]);
         Ok(())
     }
@@ -1407,6 +1404,204 @@ impl Runtime {
             other => Err(Error::InvalidArgument(format!(
                 "invalid condition: \"{other}\""
             ))),
+        }
+    }
+
+    // ---------------------------------------------------------------- update
+
+    /// `docker update`: checks the new limits, writes them to the live cgroup when the
+    /// container runs (all or nothing), then keeps them in its HostConfig.
+    pub fn update(&self, name: &str, body: &Value) -> Result<Vec<String>> {
+        let container = self.find(name)?;
+        let record = container.record();
+        let next = crate::update::merged_host_config(&record.host_config, body)
+            .map_err(Error::InvalidArgument)?;
+        crate::update::validate_change(&record.host_config, &next)
+            .map_err(Error::InvalidArgument)?;
+        validate_host_config(&mut next.clone())?;
+        if container.state().is_running() {
+            let dirs = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+                crate::update::CgroupDirs::V2(self.cgroup_path("", &record.id))
+            } else {
+                crate::update::CgroupDirs::V1 {
+                    mount: PathBuf::from("/sys/fs/cgroup"),
+                    relative: Path::new("berth").join(&record.id),
+                }
+            };
+            let current_memsw = std::fs::read_to_string(
+                self.cgroup_path("memory", &record.id)
+                    .join("memory.memsw.limit_in_bytes"),
+            )
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok());
+            let writes = crate::update::cgroup_writes(&dirs, body, &next, current_memsw);
+            crate::update::apply(&writes).map_err(|e| {
+                Error::InvalidArgument(format!("Cannot update container {}: {e}", record.id))
+            })?;
+        }
+        container.update_record(|r| r.host_config = next)?;
+        self.emit("update", &record, &[]);
+        Ok(Vec::new())
+    }
+
+    // ---------------------------------------------------------------- health
+
+    /// Runs the container's healthcheck on its timer for as long as this run lasts.
+    fn spawn_health_monitor(self: &Arc<Self>, container: Arc<Container>) {
+        let record = container.record();
+        let Some(config) = HealthConfig::from_config(&record.config["Healthcheck"]) else {
+            return;
+        };
+        let run = container.state().started_at;
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            let started = chrono::DateTime::parse_from_rfc3339(&run)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_else(|_| Utc::now());
+            let in_start_period = || {
+                Utc::now()
+                    .signed_duration_since(started)
+                    .to_std()
+                    .unwrap_or_default()
+                    < config.start_period
+            };
+            loop {
+                let starting = container
+                    .state()
+                    .health
+                    .is_none_or(|h| h.status == crate::health::HealthStatus::Starting);
+                let wait = if starting && in_start_period() {
+                    config.start_interval
+                } else {
+                    config.interval
+                };
+                tokio::time::sleep(wait).await;
+                let current = |c: &Container| {
+                    let s = c.state();
+                    s.started_at == run && s.is_running()
+                };
+                if !current(&container) {
+                    return;
+                }
+                if container.state().status == Status::Paused {
+                    continue;
+                }
+                let counts_as_start = in_start_period();
+                let result = runtime.probe(&record.id, &config).await;
+                if !current(&container) {
+                    return;
+                }
+                let mut changed = None;
+                let _ = container.update_state(|s| {
+                    let health = s.health.get_or_insert_with(Health::starting);
+                    changed = health.record(result, config.retries, counts_as_start);
+                });
+                if let Some(status) = changed {
+                    runtime.emit(&format!("health_status: {}", status.as_str()), &record, &[]);
+                }
+            }
+        });
+    }
+
+    /// One probe: an exec whose output and exit code become a log entry. A probe that
+    /// cannot start or outlives its timeout counts as failed with exit code -1.
+    async fn probe(self: &Arc<Self>, container_id: &str, config: &HealthConfig) -> ProbeResult {
+        let start = now();
+        let failed = |start: String, output: String| ProbeResult {
+            start,
+            end: now(),
+            exit_code: -1,
+            output,
+        };
+        let exec_config = json!({
+            "Cmd": config.probe.argv(),
+            "AttachStdout": true,
+            "AttachStderr": true,
+            "Tty": false,
+        });
+        let exec_id = match self.exec_create(container_id, exec_config) {
+            Ok(id) => id,
+            Err(e) => return failed(start, e.to_string()),
+        };
+        let result = match self.exec_start(&exec_id, true, Some(false), None).await {
+            Err(e) => failed(start, e.to_string()),
+            Ok(None) => failed(start, "the probe produced no output stream".into()),
+            Ok(Some(mut stream)) => {
+                use tokio::io::AsyncReadExt;
+                let mut framed = Vec::new();
+                let read = tokio::time::timeout(config.timeout, async {
+                    // Read at most a little more than Docker keeps; the rest is drained
+                    // so the probe never blocks on a full pipe.
+                    let mut chunk = [0u8; 8192];
+                    loop {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) if framed.len() < 4 * crate::health::OUTPUT_LIMIT => {
+                                framed.extend_from_slice(&chunk[..n])
+                            }
+                            Ok(_) => {}
+                        }
+                    }
+                })
+                .await;
+                match read {
+                    Err(_) => {
+                        self.exec_kill(&exec_id).await;
+                        failed(start, crate::health::timeout_message(config.timeout))
+                    }
+                    Ok(()) => {
+                        let code = self.exec_exit_code(&exec_id).await;
+                        ProbeResult {
+                            start,
+                            end: now(),
+                            exit_code: code,
+                            output: crate::health::demux_output(&framed),
+                        }
+                    }
+                }
+            }
+        };
+        self.exec_forget(&exec_id);
+        result
+    }
+
+    /// The exit code of an exec whose output has ended: the shim records it before it
+    /// closes the stream, so this settles at once.
+    async fn exec_exit_code(&self, exec_id: &str) -> i32 {
+        for _ in 0..100 {
+            match self.exec_get(exec_id) {
+                Ok(Exec {
+                    exit_code: Some(code),
+                    ..
+                }) => return code,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                Err(_) => break,
+            }
+        }
+        -1
+    }
+
+    async fn exec_kill(&self, exec_id: &str) {
+        if let Ok(exec) = self.exec_get(exec_id) {
+            let _ = ShimClient::new(exec.dir.join("shim.sock"))
+                .call(Request::Kill {
+                    signal: libc::SIGKILL,
+                    all: true,
+                })
+                .await;
+        }
+    }
+
+    /// Drops a finished exec and its files; health probes do this, as Docker does not
+    /// keep its probes' execs either.
+    fn exec_forget(&self, exec_id: &str) {
+        let removed = self
+            .execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(exec_id);
+        if let Some(exec) = removed {
+            let _ = fsutil::remove_tree(&exec.dir);
         }
     }
 
@@ -1896,11 +2091,7 @@ fn merge_image_config(config: &mut Value, image: &berth_store::ContainerConfig) 
             config[key] = json!(merged);
         }
     }
-    if config["Healthcheck"].is_null() {
-        if let Some(h) = &image.healthcheck {
-            config["Healthcheck"] = h.clone();
-        }
-    }
+    crate::health::merge_with_image(&mut config["Healthcheck"], image.healthcheck.as_ref());
 }
 
 /// `Path` and `Args` from the merged config.

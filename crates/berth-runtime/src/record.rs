@@ -140,6 +140,9 @@ pub struct ContainerState {
     /// Host ports published for this run.
     #[serde(default)]
     pub ports: Vec<berth_net::PublishedPort>,
+    /// `State.Health`, for containers with a healthcheck; reset at each start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Health>,
 }
 
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -158,6 +161,7 @@ impl Default for ContainerState {
             manually_stopped: false,
             endpoints: Vec::new(),
             ports: Vec::new(),
+            health: None,
         }
     }
 }

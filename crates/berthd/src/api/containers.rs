@@ -9,6 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_runtime::record::ZERO_TIME;
+use berth_runtime::health::HealthStatus;
 use berth_runtime::{logs, network};
 use berth_runtime::{Container, ContainerRecord, ContainerState, Status};
 use chrono::{DateTime, Utc};
@@ -136,6 +137,17 @@ pub async fn rename(
         .ok_or_else(|| ApiError::bad_request("name is required"))?;
     daemon.runtime.rename(&name, new_name)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /containers/{id}/update`: new resource limits or restart policy.
+pub async fn update(
+    State(daemon): State<AppState>,
+    Path(name): Path<String>,
+    request: Request,
+) -> ApiResult<Json<Value>> {
+    let body = json_body(request, 1024 * 1024).await?;
+    let warnings = daemon.runtime.update(&name, &body)?;
+    Ok(Json(json!({ "Warnings": warnings })))
 }
 
 pub async fn remove(
@@ -305,7 +317,15 @@ fn since(time: &str) -> i64 {
 fn status_text(state: &ContainerState) -> String {
     match state.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", human_duration(since(&state.started_at))),
+        Status::Running => {
+            let health = match state.health.as_ref().map(|h| h.status) {
+                Some(HealthStatus::Starting) => " (health: starting)",
+                Some(HealthStatus::Healthy) => " (healthy)",
+                Some(HealthStatus::Unhealthy) => " (unhealthy)",
+                None => "",
+            };
+            format!("Up {}{health}", human_duration(since(&state.started_at)))
+        }
         Status::Paused => format!("Up {} (Paused)", human_duration(since(&state.started_at))),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
@@ -323,7 +343,7 @@ fn status_text(state: &ContainerState) -> String {
 }
 
 fn state_json(state: &ContainerState) -> Value {
-    json!({
+    let mut out = json!({
         "Status": state.status.as_str(),
         "Running": matches!(state.status, Status::Running | Status::Paused),
         "Paused": state.status == Status::Paused,
@@ -335,7 +355,11 @@ fn state_json(state: &ContainerState) -> Value {
         "Error": state.error,
         "StartedAt": state.started_at,
         "FinishedAt": state.finished_at,
-    })
+    });
+    if let Some(health) = &state.health {
+        out["Health"] = json!(health);
+    }
+    out
 }
 
 /// HostConfig with Docker's defaults under what the user set.
@@ -548,6 +572,13 @@ pub async fn list(State(daemon): State<AppState>, params: Params) -> ApiResult<J
             )));
         }
     }
+    for h in filters.get("health") {
+        if !["starting", "healthy", "unhealthy", "none"].contains(&h.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "Unrecognised filter value for health: {h}"
+            )));
+        }
+    }
     let all = params.flag("all") || filters.contains("status") || filters.contains("exited");
     let limit: Option<usize> = params
         .get("limit")
@@ -593,6 +624,9 @@ pub async fn list(State(daemon): State<AppState>, params: Params) -> ApiResult<J
             && filters.any_or_absent("name", |v| record.name.contains(v.trim_start_matches('/')))
             && filters.labels_match("label", &labels)
             && filters.any_or_absent("status", |v| v == state.status.as_str())
+            && filters.any_or_absent("health", |v| {
+                v == state.health.as_ref().map_or("none", |h| h.status.as_str())
+            })
             && filters.any_or_absent("exited", |v| {
                 state.status == Status::Exited && v.parse::<i32>().ok() == Some(state.exit_code)
             })
