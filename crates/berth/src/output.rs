@@ -133,15 +133,31 @@ pub fn print_rows(
     headers: &[(&str, &str)],
     rows: &[Value],
 ) -> anyhow::Result<()> {
+    print!(
+        "{}",
+        render_rows(format, default_table, headers, rows, &[])?
+    );
+    Ok(())
+}
+
+/// The text `print_rows` prints, so that a caller can write it in one go (`stats`
+/// redraws a whole screen at once). `methods` is empty, or holds for each row the
+/// one-argument methods its template may call (see `Template::render_with_methods`).
+pub fn render_rows(
+    format: Option<&str>,
+    default_table: &str,
+    headers: &[(&str, &str)],
+    rows: &[Value],
+    methods: &[Value],
+) -> anyhow::Result<String> {
     let format = format.filter(|f| !f.is_empty()).unwrap_or(default_table);
+    let mut out = String::new();
     if format == "json" {
-        let mut out = String::new();
         for row in rows {
             out.push_str(&row.to_string());
             out.push('\n');
         }
-        print!("{out}");
-        return Ok(());
+        return Ok(out);
     }
     let (table, body) = split_table(format);
     let template = Template::parse(&body).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -149,20 +165,23 @@ pub fn print_rows(
     if table {
         lines.push(header_with_names(&body, headers));
     }
-    for row in rows {
-        lines.push(template.render(row).map_err(|e| anyhow::anyhow!("{e}"))?);
+    for (i, row) in rows.iter().enumerate() {
+        let row_methods = methods.get(i).unwrap_or(&Value::Null);
+        lines.push(
+            template
+                .render_with_methods(row, row_methods)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
     }
     if table {
-        print!("{}", tabulate(&lines));
+        out.push_str(&tabulate(&lines));
     } else {
-        let mut out = String::new();
         for line in lines {
             out.push_str(&line);
             out.push('\n');
         }
-        print!("{out}");
     }
-    Ok(())
+    Ok(out)
 }
 
 /// docker's `tui.Output.PrintNote`: a blank line, an "Info" header, then the message

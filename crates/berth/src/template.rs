@@ -53,9 +53,23 @@ impl Template {
 
     /// Executes the template with `data` as both `.` and `$`.
     pub fn render(&self, data: &Value) -> Result<String, TemplateError> {
+        self.render_with_methods(data, &Value::Null)
+    }
+
+    /// Executes the template with `data` as `.` and `$`, and `methods` answering
+    /// docker's one-argument methods: `{{.Label "k"}}` looks `k` up in
+    /// `methods["Label"]` (an object), giving "" when absent. This keeps such a
+    /// method apart from the field of a similar name (`.Labels` stays docker's
+    /// `k=v,...` string) and out of `{{json .}}`.
+    pub fn render_with_methods(
+        &self,
+        data: &Value,
+        methods: &Value,
+    ) -> Result<String, TemplateError> {
         let vars = vec![("$".to_string(), Some(data.clone()))];
         let mut exec = Exec {
             vars,
+            methods: methods.as_object(),
             out: String::new(),
         };
         exec.walk(&self.nodes, data)?;
@@ -549,9 +563,11 @@ impl<'a> Cursor<'a> {
 type Val = Option<Value>;
 type R<T> = Result<T, String>;
 
-struct Exec {
+struct Exec<'m> {
     /// Variables in scope, innermost last; `$` is always first.
     vars: Vec<(String, Val)>,
+    /// One-argument methods of dot, by name: each a table from argument to result.
+    methods: Option<&'m serde_json::Map<String, Value>>,
     out: String,
 }
 
@@ -559,7 +575,7 @@ fn exec_err(line: usize) -> impl Fn(String) -> TemplateError {
     move |msg| TemplateError::Exec { line, msg }
 }
 
-impl Exec {
+impl Exec<'_> {
     fn walk(&mut self, nodes: &[Node], dot: &Value) -> Result<(), TemplateError> {
         for node in nodes {
             // Variables declared inside a control structure go out of scope at its end.
@@ -658,7 +674,11 @@ impl Exec {
                     args.push(self.arg(a, dot)?.unwrap_or(Value::Null));
                 }
                 args.extend(piped.map(|v| v.unwrap_or(Value::Null)));
-                method(recv, last, &args)
+                let on_dot = matches!(first, Arg::Field(_)) && init.is_empty();
+                match self.methods.and_then(|m| m.get(last)) {
+                    Some(table) if on_dot => Ok(Some(method_table(table, &args))),
+                    _ => method(recv, last, &args),
+                }
             }
             _ if has_args => Err(format!("can't give argument to non-function {first:?}")),
             _ => self.arg(first, dot),
@@ -723,6 +743,15 @@ impl Exec {
         vals.extend(piped.map(|v| v.unwrap_or(Value::Null)));
         builtin(name, &vals).map_err(|e| format!("error calling {name}: {e}"))
     }
+}
+
+/// A method answered from its table (see `Template::render_with_methods`).
+fn method_table(table: &Value, args: &[Value]) -> Value {
+    let key = args
+        .first()
+        .map(|k| k.as_str().map_or_else(|| fmt_v(k), str::to_string));
+    key.and_then(|k| table.get(&k).cloned())
+        .unwrap_or_else(|| "".into())
 }
 
 /// docker's method-style lookups such as `{{.Label "com.example"}}`: a missing field
@@ -1243,6 +1272,22 @@ mod tests {
         );
         assert!(render(r#"{{.Name "x"}}"#, &d).is_err());
         assert!(render(r#"{{.Other "x"}}"#, &d).is_err());
+    }
+
+    #[test]
+    fn methods_beside_fields() {
+        let row = json!({"Labels": "a=1,b=2", "Name": "n"});
+        let methods = json!({"Label": {"a": "1", "com.x": "y"}});
+        let t = Template::parse(
+            r#"{{.Labels}}|{{.Label "a"}}|{{.Label "com.x"}}|{{.Label "nope"}}|{{"a" | .Label}}|{{json .}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            t.render_with_methods(&row, &methods).unwrap(),
+            r#"a=1,b=2|1|y||1|{"Labels":"a=1,b=2","Name":"n"}"#
+        );
+        // Without the table, the old lookup through the `<Name>s` map applies.
+        assert!(t.render(&row).is_err());
     }
 
     #[test]

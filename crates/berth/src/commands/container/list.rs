@@ -9,10 +9,10 @@ use serde_json::{json, Map, Value};
 use super::{fail, join_host_port};
 use crate::cli::{PsArgs, StatsArgs};
 use crate::client::{filters_json, path_segment, with_query, Client, ClientError};
-use crate::output::{ago, go_time, human_size, print_rows, short_id};
+use crate::output::{ago, go_time, human_size, print_rows, render_rows, short_id};
 
 /// docker's header names for `ps` fields.
-const PS_HEADERS: &[(&str, &str)] = &[
+pub(crate) const PS_HEADERS: &[(&str, &str)] = &[
     ("ID", "CONTAINER ID"),
     ("Image", "IMAGE"),
     ("Command", "COMMAND"),
@@ -151,7 +151,7 @@ pub fn displayable_ports(ports: &[Value]) -> String {
 }
 
 /// One `ps` row: the fields docker's container formatter offers, by name.
-fn ps_row(c: &Value, trunc: bool, label_objects: bool) -> Value {
+pub(crate) fn ps_row(c: &Value, trunc: bool) -> Value {
     let s = |v: &Value| v.as_str().unwrap_or("").to_string();
     let id = s(&c["Id"]);
     let image = s(&c["Image"]);
@@ -198,9 +198,10 @@ fn ps_row(c: &Value, trunc: bool, label_objects: bool) -> Value {
     } else {
         human_size(size_rw)
     };
-    let label_map = c["Labels"].as_object().cloned().unwrap_or_default();
-    let mut label_pairs: Vec<String> = label_map
-        .iter()
+    let mut label_pairs: Vec<String> = c["Labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
         .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
         .collect();
     label_pairs.sort();
@@ -230,21 +231,13 @@ fn ps_row(c: &Value, trunc: bool, label_objects: bool) -> Value {
         .unwrap_or_default();
     networks.sort();
     let ports: Vec<Value> = c["Ports"].as_array().cloned().unwrap_or_default();
-    // `.Labels` prints docker's `k=v,...`, but `.Label "k"` needs the map: the
-    // template engine looks `Label` up in `Labels`, so a format using the method
-    // form gets the map (see `uses_label_method`).
-    let labels = if label_objects {
-        Value::Object(label_map)
-    } else {
-        json!(label_pairs.join(","))
-    };
     let mut row = Map::new();
     row.insert("Command".into(), json!(go_quote(&command)));
     row.insert("CreatedAt".into(), json!(go_time(created)));
     row.insert("HealthStatus".into(), json!(s(&c["Health"]["Status"])));
     row.insert("ID".into(), json!(if trunc { short_id(&id) } else { id }));
     row.insert("Image".into(), json!(image_shown));
-    row.insert("Labels".into(), labels);
+    row.insert("Labels".into(), json!(label_pairs.join(",")));
     row.insert("LocalVolumes".into(), json!(local_volumes.to_string()));
     row.insert("Mounts".into(), json!(mounts.join(",")));
     row.insert("Names".into(), json!(names.join(",")));
@@ -257,15 +250,11 @@ fn ps_row(c: &Value, trunc: bool, label_objects: bool) -> Value {
     Value::Object(row)
 }
 
-/// Whether a format calls `.Label` with an argument (`{{.Label "k"}}` or
-/// `{{"k" | .Label}}`), as opposed to printing `.Labels`.
-fn uses_label_method(format: &str) -> bool {
-    format.match_indices(".Label").any(|(i, m)| {
-        format[i + m.len()..]
-            .chars()
-            .next()
-            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
-    })
+/// The one-argument methods of a `ps` row: `{{.Label "k"}}` answers from the
+/// container's labels, while `{{.Labels}}` stays docker's `k=v,...` string.
+pub(crate) fn ps_methods(c: &Value) -> Value {
+    let labels = c["Labels"].as_object().cloned().unwrap_or_default();
+    json!({ "Label": labels })
 }
 
 pub async fn ps(client: &Client, args: PsArgs) -> Result<()> {
@@ -295,13 +284,9 @@ pub async fn ps(client: &Client, args: PsArgs) -> Result<()> {
     );
     let containers = client.get_json(&path).await?;
     let trunc = !args.no_trunc;
-    let label_objects = format.as_deref().is_some_and(uses_label_method);
-    let rows: Vec<Value> = containers
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| ps_row(c, trunc, label_objects))
-        .collect();
+    let containers: &[Value] = containers.as_array().map_or(&[], Vec::as_slice);
+    let rows: Vec<Value> = containers.iter().map(|c| ps_row(c, trunc)).collect();
+    let methods: Vec<Value> = containers.iter().map(ps_methods).collect();
     // -q prints ids unless a custom format asks for more (docker's "table" counts
     // as no format here).
     if args.quiet && format.as_deref().is_none_or(|f| f == "table") {
@@ -318,7 +303,11 @@ pub async fn ps(client: &Client, args: PsArgs) -> Result<()> {
     } else {
         PS_TABLE.to_string()
     };
-    print_rows(format.as_deref(), &default, PS_HEADERS, &rows)
+    print!(
+        "{}",
+        render_rows(format.as_deref(), &default, PS_HEADERS, &rows, &methods)?
+    );
+    Ok(())
 }
 
 /// docker's header names for `stats` fields.
@@ -558,7 +547,7 @@ mod tests {
             "NetworkSettings": {"Networks": {"bridge": {}}},
             "Mounts": [{"Name": "0123456789abcdef0123", "Driver": "local"}],
         });
-        let row = ps_row(&c, true, false);
+        let row = ps_row(&c, true);
         assert_eq!(row["ID"], "4bed76d3ad42");
         assert_eq!(row["Names"], "test");
         assert_eq!(row["Command"], "\"/docker-entrypoint.…\"");
@@ -568,23 +557,51 @@ mod tests {
         assert_eq!(row["LocalVolumes"], "1");
         assert_eq!(row["Networks"], "bridge");
         assert_eq!(row["Size"], "0B");
-        let full = ps_row(&c, false, true);
+        let full = ps_row(&c, false);
         assert_eq!(full["Names"], "test,other/alias");
-        assert_eq!(full["Labels"], json!({"b": "2", "a": "1"}));
+        assert_eq!(full["Labels"], "a=1,b=2");
         assert_eq!(full["ID"].as_str().unwrap().len(), 64);
         let digest = json!({"Image": "busybox@sha256:abcd", "ImageID": "sha256:ffff"});
-        assert_eq!(ps_row(&digest, true, false)["Image"], "busybox");
+        assert_eq!(ps_row(&digest, true)["Image"], "busybox");
         let by_id =
             json!({"Image": "sha256:0123456789abcdef", "ImageID": "sha256:0123456789abcdef"});
-        assert_eq!(ps_row(&by_id, true, false)["Image"], "0123456789ab");
+        assert_eq!(ps_row(&by_id, true)["Image"], "0123456789ab");
     }
 
     #[test]
-    fn label_method_detection() {
-        assert!(uses_label_method("{{.Label \"a\"}}"));
-        assert!(uses_label_method("{{\"a\" | .Label}}"));
-        assert!(!uses_label_method("{{.Labels}}"));
-        assert!(!uses_label_method("{{.ID}}"));
+    fn ps_format_fields_like_docker() {
+        let c = json!({
+            "Id": "4bed76d3ad428b889c56c1ecc2bf2ed95cb08256db22dc5ef5863e1d03252a19",
+            "Names": ["/web"],
+            "Image": "nginx",
+            "Labels": {"com.example.tier": "front", "a": "1"},
+            "State": "running",
+            "Status": "Up 3 minutes (healthy)",
+            "SizeRw": 1234, "SizeRootFs": 5_000_000,
+            "Ports": [{"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}],
+            "NetworkSettings": {"Networks": {"front": {}, "back": {}}},
+            "Mounts": [{"Name": "data", "Source": "/var/lib/x"}, {"Source": "/etc/hosts"}],
+        });
+        let rows = [ps_row(&c, true)];
+        let methods = [ps_methods(&c)];
+        let format = r#"{{.Names}}|{{.Status}}|{{.Size}}|{{.Ports}}|{{.Networks}}|{{.Mounts}}|{{.Label "com.example.tier"}}|{{.Label "none"}}|{{.Labels}}"#;
+        assert_eq!(
+            render_rows(Some(format), PS_TABLE, PS_HEADERS, &rows, &methods).unwrap(),
+            "web|Up 3 minutes (healthy)|1.23kB (virtual 5MB)|0.0.0.0:8080->80/tcp|back,front|data,/etc/hosts|front||a=1,com.example.tier=front\n"
+        );
+        let table = render_rows(
+            Some("table {{.ID}}\t{{.Label \"a\"}}"),
+            PS_TABLE,
+            PS_HEADERS,
+            &rows,
+            &methods,
+        )
+        .unwrap();
+        assert_eq!(table, "CONTAINER ID   LABEL\n4bed76d3ad42   1\n");
+        // `json` prints the row's fields only, without the methods.
+        let json_line = render_rows(Some("json"), PS_TABLE, PS_HEADERS, &rows, &methods).unwrap();
+        assert!(json_line.contains(r#""Labels":"a=1,com.example.tier=front""#));
+        assert!(!json_line.contains(r#""Label":"#));
     }
 
     #[test]
