@@ -126,6 +126,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Create a new image from a container's changes
     Commit(CommitArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +182,8 @@ pub enum ContainerCommand {
     Inspect(ContainerInspectArgs),
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -1134,6 +1138,65 @@ pub struct ContainerPruneArgs {
     /// Do not prompt for confirmation
     #[arg(short = 'f', long)]
     pub force: bool,
+}
+
+/// `update`: resource limits and the restart policy of existing containers. Values
+/// are kept as typed and parsed after clap, with `create`'s parsers and wording.
+#[derive(Debug, Args, Default)]
+pub struct UpdateArgs {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long = "blkio-weight", value_name = "uint16")]
+    pub blkio_weight: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_period: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// Limit the CPU real-time period in microseconds
+    #[arg(long = "cpu-rt-period", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_rt_period: Option<String>,
+    /// Limit the CPU real-time runtime in microseconds
+    #[arg(
+        long = "cpu-rt-runtime",
+        value_name = "int",
+        allow_hyphen_values = true
+    )]
+    pub cpu_rt_runtime: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(
+        short = 'c',
+        long = "cpu-shares",
+        value_name = "int",
+        allow_hyphen_values = true
+    )]
+    pub cpu_shares: Option<String>,
+    /// Number of CPUs
+    #[arg(long, value_name = "decimal", allow_hyphen_values = true)]
+    pub cpus: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long, value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    /// Restart policy to apply when a container exits
+    #[arg(long, value_name = "string")]
+    pub restart: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -139,6 +139,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Commit(args) | Command::Container(C::Commit(args)) => {
             container::commit(&client, args).await
         }
+        Command::Update(args) => container::update(&client, args, "update").await,
+        Command::Container(C::Update(args)) => {
+            container::update(&client, args, "container update").await
+        }
         Command::Container(C::Inspect(args)) => container::inspect_containers(&client, args).await,
         Command::Container(C::Prune(args)) => container::prune(&client, args).await,
         Command::Volume(V::Create(args)) => volume::create(&client, args).await,

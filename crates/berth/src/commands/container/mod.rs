@@ -3,7 +3,7 @@
 //!
 //! Layout: `opts` parses `create`/`run` options into the create body, `run` holds
 //! the create/run/start/attach flows, `stream` the hijacked-connection plumbing,
-//! `exec`, `logs`, `list` (ps, stats) and `cp` one command each; the small
+//! `exec`, `logs`, `list` (ps, stats), `update` and `cp` one command each; the small
 //! one-request commands live here.
 
 mod cp;
@@ -13,6 +13,7 @@ mod logs;
 mod opts;
 mod run;
 pub(crate) mod stream;
+mod update;
 
 use std::fmt::Display;
 use std::io::IsTerminal;
@@ -26,6 +27,7 @@ pub use exec::exec;
 pub use list::{ps, stats};
 pub use logs::logs;
 pub use run::{attach, create, run, start};
+pub use update::update;
 
 use super::common::natural_cmp;
 use crate::cli::{

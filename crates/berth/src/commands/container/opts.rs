@@ -38,7 +38,10 @@ impl fmt::Display for OptError {
     }
 }
 
-fn flag_err<'a>(flag: &'static str, value: &'a str) -> impl FnOnce(String) -> OptError + 'a {
+pub(super) fn flag_err<'a>(
+    flag: &'static str,
+    value: &'a str,
+) -> impl FnOnce(String) -> OptError + 'a {
     move |message| OptError::Flag {
         flag,
         value: value.to_string(),
@@ -490,14 +493,14 @@ pub fn parse(
     })
 }
 
-fn opt_bytes(value: &Option<String>, flag: &'static str) -> Result<i64, OptError> {
+pub(super) fn opt_bytes(value: &Option<String>, flag: &'static str) -> Result<i64, OptError> {
     match value {
         Some(v) => ram_in_bytes(v).map_err(flag_err(flag, v)),
         None => Ok(0),
     }
 }
 
-fn opt_int(value: &Option<String>, flag: &'static str) -> Result<Option<i64>, OptError> {
+pub(super) fn opt_int(value: &Option<String>, flag: &'static str) -> Result<Option<i64>, OptError> {
     match value {
         Some(v) => go_parse_int(v).map(Some).map_err(flag_err(flag, v)),
         None => Ok(None),
@@ -609,25 +612,33 @@ pub fn parse_cpus(s: &str) -> Result<i64, String> {
     Ok(if negative { -nanos } else { nanos })
 }
 
+/// docker's `ParseRestartPolicy`: `NAME[:COUNT]` split, the count an integer; the
+/// name is not checked (`update` leaves that to the daemon).
+pub fn split_restart(policy: &str) -> Result<(String, Option<i64>), String> {
+    if policy.is_empty() {
+        return Ok((String::new(), None));
+    }
+    let (name, count) = policy.split_once(':').unwrap_or((policy, ""));
+    if name.is_empty() {
+        return Err("invalid restart policy format: no policy provided before colon".into());
+    }
+    let count = match count {
+        "" => None,
+        count => Some(count.parse::<i64>().map_err(|_| {
+            "invalid restart policy format: maximum retry count must be an integer".to_string()
+        })?),
+    };
+    Ok((name.to_string(), count))
+}
+
 /// `--restart no|always|unless-stopped|on-failure[:N]`, validated as the daemon
 /// (and recent docker clients) do, with their wording.
 pub fn parse_restart(policy: &str) -> Result<(String, i64), String> {
-    if policy.is_empty() {
-        return Ok((String::new(), 0));
+    let (name, count) = split_restart(policy)?;
+    if name.is_empty() {
+        return Ok((name, 0));
     }
-    let (name, count) = match policy.split_once(':') {
-        Some(("", _)) => {
-            return Err("invalid restart policy format: no policy provided before colon".into())
-        }
-        Some((name, count)) => {
-            let count: i64 = count.parse().map_err(|_| {
-                "invalid restart policy format: maximum retry count must be an integer".to_string()
-            })?;
-            (name, Some(count))
-        }
-        None => (policy, None),
-    };
-    match name {
+    match name.as_str() {
         "no" | "always" | "unless-stopped" => {
             if count.is_some_and(|c| c != 0) {
                 return Err(
@@ -647,7 +658,7 @@ pub fn parse_restart(policy: &str) -> Result<(String, i64), String> {
             ))
         }
     }
-    Ok((name.to_string(), count.unwrap_or(0)))
+    Ok((name, count.unwrap_or(0)))
 }
 
 /// Resource names `--ulimit` accepts (go-units' `ulimitNameMapping`).
