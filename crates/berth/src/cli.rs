@@ -35,6 +35,9 @@ pub enum Command {
     Info(FormatArgs),
     /// Get real time events from the server
     Events(EventsArgs),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
@@ -224,6 +227,48 @@ pub enum SystemCommand {
     Info(FormatArgs),
     /// Get real time events from the server
     Events(EventsArgs),
+    /// Remove unused data
+    Prune(SystemPruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuilderCommand {
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Provide filter values (e.g. "label=<key>=<value>")
+    #[arg(long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Provide filter values (e.g. "until=24h")
+    #[arg(long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Amount of disk space to keep for cache
+    #[arg(long = "keep-storage", value_name = "bytes")]
+    pub keep_storage: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,6 +38,12 @@ pub fn human_size(size: f64) -> String {
     human_size_precision(size, 3)
 }
 
+/// go-units' `HumanSize`: decimal units, four significant digits, as docker prints
+/// reclaimed space and the `system df` summary.
+pub fn human_size4(size: f64) -> String {
+    human_size_precision(size, 4)
+}
+
 /// `units.HumanSizeWithPrecision`: decimal units, `precision` significant digits
 /// (docker's progress bars use `units.HumanSize`, which is 4).
 pub fn human_size_precision(size: f64, precision: i32) -> String {

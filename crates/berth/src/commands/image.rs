@@ -11,8 +11,8 @@ use super::common::fail;
 use super::progress::{self, Target};
 use super::registry;
 use crate::cli::{
-    HistoryArgs, ImageLsArgs, ImportArgs, InspectArgs, LoadArgs, PruneArgs, PullArgs, PushArgs,
-    RmiArgs, SaveArgs, TagArgs,
+    HistoryArgs, ImageLsArgs, ImportArgs, InspectArgs, LoadArgs, PullArgs, PushArgs, RmiArgs,
+    SaveArgs, TagArgs,
 };
 use crate::client::{self, filters_json, path_segment, with_query, Client, ClientError};
 use crate::credentials::{self, ConfigFile};
@@ -757,47 +757,6 @@ fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
         ),
         _ => (arch, variant),
     }
-}
-
-pub async fn prune(client: &Client, args: PruneArgs) -> Result<()> {
-    if !args.force {
-        let warning = if args.all {
-            "WARNING! This will remove all images without at least one container associated to them."
-        } else {
-            "WARNING! This will remove all dangling images."
-        };
-        println!("{warning}");
-        if !super::confirm("Are you sure you want to continue?") {
-            return Ok(());
-        }
-    }
-    let mut filters = args.filter.clone();
-    if args.all {
-        filters.push("dangling=false".into());
-    }
-    let filters = filters_json(&filters).map_err(|e| anyhow::anyhow!(e))?;
-    let report = client
-        .post_json(&with_query("/images/prune", &[("filters", filters)]), None)
-        .await?;
-    let mut out = String::new();
-    if let Some(items) = report["ImagesDeleted"].as_array().filter(|a| !a.is_empty()) {
-        out.push_str("Deleted Images:\n");
-        for item in items {
-            if let Some(u) = item["Untagged"].as_str() {
-                out.push_str(&format!("untagged: {u}\n"));
-            }
-            if let Some(d) = item["Deleted"].as_str() {
-                out.push_str(&format!("deleted: {d}\n"));
-            }
-        }
-        out.push('\n');
-    }
-    out.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        human_size(report["SpaceReclaimed"].as_f64().unwrap_or(0.0))
-    ));
-    print!("{out}");
-    Ok(())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod container;
 mod image;
 mod network;
 mod progress;
+mod prune;
 mod registry;
 mod system;
 mod volume;
@@ -13,8 +14,8 @@ mod volume;
 use anyhow::Result;
 
 use crate::cli::{
-    Cli, Command, ContainerCommand as C, ImageCommand, NetworkCommand as N, SystemCommand,
-    VolumeCommand as V,
+    BuilderCommand, Cli, Command, ContainerCommand as C, ImageCommand, NetworkCommand as N,
+    SystemCommand, VolumeCommand as V,
 };
 use crate::client::Client;
 
@@ -68,7 +69,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Load(args) | Command::Image(ImageCommand::Load(args)) => {
             image::load(&client, args).await
         }
-        Command::Image(ImageCommand::Prune(args)) => image::prune(&client, args).await,
+        Command::Image(ImageCommand::Prune(args)) => prune::image(&client, args).await,
+        Command::System(SystemCommand::Prune(args)) => prune::system(&client, args).await,
+        Command::Builder(BuilderCommand::Prune(args)) => prune::builder(&client, args).await,
+        Command::Builder(BuilderCommand::Build(args)) => {
+            build::build(&client, args, "builder build").await
+        }
         Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => {
             image::pull(&client, args).await
         }
@@ -144,19 +150,19 @@ pub async fn run(cli: Cli) -> Result<()> {
             container::update(&client, args, "container update").await
         }
         Command::Container(C::Inspect(args)) => container::inspect_containers(&client, args).await,
-        Command::Container(C::Prune(args)) => container::prune(&client, args).await,
+        Command::Container(C::Prune(args)) => prune::container(&client, args).await,
         Command::Volume(V::Create(args)) => volume::create(&client, args).await,
         Command::Volume(V::Ls(args)) => volume::list(&client, args).await,
         Command::Volume(V::Inspect(args)) => volume::inspect(&client, args).await,
         Command::Volume(V::Rm(args)) => volume::remove(&client, args).await,
-        Command::Volume(V::Prune(args)) => volume::prune(&client, args).await,
+        Command::Volume(V::Prune(args)) => prune::volume(&client, args).await,
         Command::Network(N::Create(args)) => network::create(&client, args).await,
         Command::Network(N::Ls(args)) => network::list(&client, args).await,
         Command::Network(N::Inspect(args)) => network::inspect(&client, args).await,
         Command::Network(N::Connect(args)) => network::connect(&client, args).await,
         Command::Network(N::Disconnect(args)) => network::disconnect(&client, args).await,
         Command::Network(N::Rm(args)) => network::remove(&client, args).await,
-        Command::Network(N::Prune(args)) => network::prune(&client, args).await,
+        Command::Network(N::Prune(args)) => prune::network(&client, args).await,
     }
 }
 

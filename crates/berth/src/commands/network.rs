@@ -14,7 +14,7 @@ use super::common::{
 };
 use crate::cli::{
     NetworkConnectArgs, NetworkCreateArgs, NetworkDisconnectArgs, NetworkInspectArgs,
-    NetworkLsArgs, NetworkPruneArgs, NetworkRmArgs,
+    NetworkLsArgs, NetworkRmArgs,
 };
 use crate::client::{filter_args_json, path_segment, with_query, Client};
 use crate::output::{print_rows, short_id};
@@ -39,8 +39,6 @@ const NETWORK_HEADERS: &[(&str, &str)] = &[
 ];
 
 /// What `network prune` asks before it goes on.
-const PRUNE_WARNING: &str =
-    "WARNING! This will remove all custom networks not used by at least one container.";
 
 /// Why a command's flags make no request.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -644,44 +642,6 @@ pub async fn remove(client: &Client, args: NetworkRmArgs) -> Result<()> {
     }
 }
 
-/// docker's prune report: `Deleted Networks:` and one name a line, then the empty
-/// line its final `Fprintln` adds; nothing at all when nothing was deleted.
-fn prune_output(report: &Value) -> String {
-    let Some(names) = report["NetworksDeleted"]
-        .as_array()
-        .filter(|a| !a.is_empty())
-    else {
-        return String::new();
-    };
-    let mut out = String::from("Deleted Networks:\n");
-    for name in names {
-        out.push_str(str_of(name));
-        out.push('\n');
-    }
-    out.push('\n');
-    out
-}
-
-pub async fn prune(client: &Client, args: NetworkPruneArgs) -> Result<()> {
-    let filters =
-        parse_filters(&args.filter, "--filter").map_err(|e| flag_error("network prune", &e))?;
-    let filters = filter_args_json(&filters).map_err(|e| fail(1, e))?;
-    if !args.force {
-        println!("{PRUNE_WARNING}");
-        if !super::confirm("Are you sure you want to continue?") {
-            return Ok(());
-        }
-    }
-    let report = client
-        .post_json(
-            &with_query("/networks/prune", &[("filters", filters)]),
-            None,
-        )
-        .await?;
-    print!("{}", prune_output(&report));
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -1024,16 +984,5 @@ mod tests {
         let mut names = strings(&["net10", "bridge", "net2", "host", "none"]);
         names.sort_by(|a, b| natural_cmp(a, b));
         assert_eq!(names, ["bridge", "host", "net2", "net10", "none"]);
-    }
-
-    #[test]
-    fn prune_report_like_docker() {
-        assert_eq!(
-            prune_output(&json!({"NetworksDeleted": ["n1", "n2"]})),
-            "Deleted Networks:\nn1\nn2\n\n"
-        );
-        assert_eq!(prune_output(&json!({"NetworksDeleted": []})), "");
-        assert_eq!(prune_output(&json!({"NetworksDeleted": null})), "");
-        assert_eq!(prune_output(&Value::Null), "");
     }
 }

@@ -8,9 +8,7 @@ use super::common::{
     fail, flag_error, natural_cmp, parse_filters, parse_labels, parse_opts, str_of,
     uses_label_method, InspectFormat,
 };
-use crate::cli::{
-    VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs,
-};
+use crate::cli::{VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumeRmArgs};
 use crate::client::{filters_json, path_segment, with_query, Client};
 use crate::output::print_rows;
 
@@ -66,28 +64,6 @@ fn ls_format(format: Option<&str>, quiet: bool) -> &str {
         Some("raw") => "name: {{.Name}}\\ndriver: {{.Driver}}\\n",
         Some(f) => f,
     }
-}
-
-/// go-units' `HumanSize` (four significant digits), as `prune` reports space with.
-fn human_size4(size: f64) -> String {
-    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut value = size;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    let digits_before = if value >= 1.0 {
-        (value.log10().floor() as i32) + 1
-    } else {
-        1
-    };
-    let decimals = (4 - digits_before).max(0) as usize;
-    let mut s = format!("{value:.decimals$}");
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("{s}{}", UNITS[unit])
 }
 
 pub async fn create(client: &Client, args: VolumeCreateArgs) -> Result<()> {
@@ -185,53 +161,6 @@ pub async fn remove(client: &Client, args: VolumeRmArgs) -> Result<()> {
     }
 }
 
-pub async fn prune(client: &Client, args: VolumePruneArgs) -> Result<()> {
-    let mut filters =
-        parse_filters(&args.filter, "--filter").map_err(|e| flag_error("volume prune", &e))?;
-    let warning = if args.all {
-        if filters.iter().any(|f| f.starts_with("all=")) {
-            return Err(fail(
-                1,
-                "conflicting options: cannot specify both --all and --filter all=1",
-            ));
-        }
-        filters.push("all=true".into());
-        "WARNING! This will remove all local volumes not used by at least one container."
-    } else {
-        "WARNING! This will remove anonymous local volumes not used by at least one container."
-    };
-    let filters = filters_json(&filters).map_err(|e| fail(1, e))?;
-    if !args.force {
-        println!("{warning}");
-        if !super::confirm("Are you sure you want to continue?") {
-            return Ok(());
-        }
-    }
-    let report = client
-        .post_json(&with_query("/volumes/prune", &[("filters", filters)]), None)
-        .await?;
-    let mut out = String::new();
-    let mut reclaimed = 0.0;
-    if let Some(names) = report["VolumesDeleted"]
-        .as_array()
-        .filter(|a| !a.is_empty())
-    {
-        out.push_str("Deleted Volumes:\n");
-        for name in names {
-            out.push_str(str_of(name));
-            out.push('\n');
-        }
-        out.push('\n');
-        reclaimed = report["SpaceReclaimed"].as_f64().unwrap_or(0.0);
-    }
-    out.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        human_size4(reclaimed)
-    ));
-    print!("{out}");
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,14 +189,5 @@ mod tests {
         assert_eq!(ls_format(Some(""), true), LS_QUIET);
         assert_eq!(ls_format(Some("table"), true), LS_QUIET);
         assert_eq!(ls_format(Some("{{.Mountpoint}}"), true), "{{.Mountpoint}}");
-    }
-
-    #[test]
-    fn reclaimed_space_like_go_units() {
-        assert_eq!(human_size4(0.0), "0B");
-        assert_eq!(human_size4(36.0), "36B");
-        assert_eq!(human_size4(2000.0), "2kB");
-        assert_eq!(human_size4(1_234_567.0), "1.235MB");
-        assert_eq!(human_size4(215_400_000.0), "215.4MB");
     }
 }

@@ -26,16 +26,17 @@ pub use cp::cp;
 pub use exec::exec;
 pub use list::{ps, stats};
 pub use logs::logs;
+pub(crate) use opts::ram_in_bytes;
 pub use run::{attach, create, run, start};
 pub use update::update;
 
 use super::common::natural_cmp;
 use crate::cli::{
-    CommitArgs, ContainerArg, ContainerInspectArgs, ContainerPruneArgs, ContainersArgs, ExportArgs,
-    InspectArgs, KillArgs, PortArgs, RenameArgs, RmArgs, StopArgs, TopArgs,
+    CommitArgs, ContainerArg, ContainerInspectArgs, ContainersArgs, ExportArgs, InspectArgs,
+    KillArgs, PortArgs, RenameArgs, RmArgs, StopArgs, TopArgs,
 };
-use crate::client::{self, filters_json, path_segment, with_query, Client, ClientError};
-use crate::output::{human_size, pretty_json};
+use crate::client::{self, path_segment, with_query, Client, ClientError};
+use crate::output::pretty_json;
 use crate::template::Template;
 use crate::ExitStatus;
 
@@ -424,40 +425,6 @@ pub async fn export(client: &Client, args: ExportArgs) -> Result<()> {
         ))
         .await?;
     crate::output::write_body(response, args.output.as_deref(), "export container").await
-}
-
-pub async fn prune(client: &Client, args: ContainerPruneArgs) -> Result<()> {
-    if !args.force {
-        println!("WARNING! This will remove all stopped containers.");
-        if !super::confirm("Are you sure you want to continue?") {
-            return Ok(());
-        }
-    }
-    let filters = filters_json(&args.filter).map_err(|e| anyhow::anyhow!(e))?;
-    let report = client
-        .post_json(
-            &with_query("/containers/prune", &[("filters", filters)]),
-            None,
-        )
-        .await?;
-    let mut out = String::new();
-    if let Some(ids) = report["ContainersDeleted"]
-        .as_array()
-        .filter(|a| !a.is_empty())
-    {
-        out.push_str("Deleted Containers:\n");
-        for id in ids {
-            out.push_str(id.as_str().unwrap_or(""));
-            out.push('\n');
-        }
-        out.push('\n');
-    }
-    out.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        human_size(report["SpaceReclaimed"].as_f64().unwrap_or(0.0))
-    ));
-    print!("{out}");
-    Ok(())
 }
 
 /// `container inspect`: containers only.
