@@ -3,7 +3,7 @@
 # what is missing, so it is cheap to run every time.
 set -euo pipefail
 
-APT_PACKAGES=(busybox-static skopeo zstd xz-utils docker-registry docker-compose iproute2 iptables openssl curl tini libseccomp-dev pkg-config)
+APT_PACKAGES=(busybox-static skopeo zstd xz-utils docker-registry docker-compose iproute2 iptables openssl curl tini libseccomp-dev pkg-config systemd)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

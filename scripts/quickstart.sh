@@ -10,6 +10,16 @@ cargo build --release --locked
 install -m 0755 target/release/berthd target/release/berth target/release/berth-shim /usr/local/bin/
 
 SOCK=/run/berth/berth.sock
+# Where systemd runs, berthd is a socket-activated service; elsewhere it is started
+# directly in the background.
+if [ -d /run/systemd/system ]; then
+    install -m 0644 contrib/systemd/berth.service contrib/systemd/berth.socket /etc/systemd/system/
+    systemctl daemon-reload
+    systemctl enable --now berth.socket berth.service
+    LOG="journalctl -u berth"
+else
+    LOG=/var/log/berthd.log
+fi
 if ! berth version >/dev/null 2>&1; then
     mkdir -p /var/log
     nohup berthd >>/var/log/berthd.log 2>&1 &
@@ -18,7 +28,7 @@ if ! berth version >/dev/null 2>&1; then
         sleep 0.05
     done
 fi
-berth version >/dev/null || { echo "berthd did not start; see /var/log/berthd.log" >&2; exit 1; }
+berth version >/dev/null || { echo "berthd did not start; see $LOG" >&2; exit 1; }
 
 if [ -z "$(berth images -q busybox:latest)" ]; then
     rootfs=$(mktemp -d)
@@ -33,5 +43,5 @@ if [ -z "$(berth images -q busybox:latest)" ]; then
     tar -C "$rootfs" -c . | berth import -c 'CMD ["sh"]' - busybox:latest
 fi
 berth image ls
-echo "berthd is running on unix://$SOCK (logs: /var/log/berthd.log)"
+echo "berthd is running on unix://$SOCK (logs: $LOG)"
 berth run --rm busybox ps aux

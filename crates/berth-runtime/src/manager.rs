@@ -195,6 +195,20 @@ impl Runtime {
         }
     }
 
+    /// Docker's `network connect`/`network disconnect` events for a container's run.
+    fn emit_network_event(&self, action: &str, container_id: &str, endpoint: &Endpoint) {
+        let mut attributes = BTreeMap::new();
+        attributes.insert("container".to_string(), container_id.to_string());
+        attributes.insert("name".to_string(), endpoint.network_name.clone());
+        attributes.insert("type".to_string(), "bridge".to_string());
+        (self.events)(RuntimeEvent {
+            kind: "network",
+            action: action.to_string(),
+            id: endpoint.network_id.clone(),
+            attributes,
+        });
+    }
+
     fn notify(&self, id: &str, change: Change) {
         if let Some(tx) = self
             .changes
@@ -760,7 +774,12 @@ impl Runtime {
         }
         .await;
         match result {
-            Ok(ports) => Ok((endpoints, ports)),
+            Ok(ports) => {
+                for endpoint in &endpoints {
+                    self.emit_network_event("connect", &record.id, endpoint);
+                }
+                Ok((endpoints, ports))
+            }
             Err(e) => {
                 self.disconnect_endpoints(&record.id, &endpoints, &[]).await;
                 Err(e)
@@ -794,6 +813,7 @@ impl Runtime {
         }
         for endpoint in &state.endpoints {
             self.networks.release(&id, endpoint);
+            self.emit_network_event("disconnect", &id, endpoint);
         }
         let _ = container.update_state(|s| {
             s.endpoints.clear();
@@ -989,6 +1009,9 @@ impl Runtime {
             }
         };
         let _ = std::fs::remove_dir_all(self.run_dir(&id));
+        if status.oom_killed {
+            self.emit("oom", &record, &[]);
+        }
         self.emit(
             "die",
             &record,

@@ -12,7 +12,7 @@ pub const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
 pub const DEFAULT_EXEC_ROOT: &str = "/run/berth";
 
 /// `berthd` command-line flags.
-#[derive(Debug, Parser, Default)]
+#[derive(Debug, Clone, Parser, Default)]
 #[command(
     name = "berthd",
     version,
@@ -38,8 +38,11 @@ pub struct Flags {
     #[arg(short = 'l', long = "log-level")]
     pub log_level: Option<String>,
     /// Log format (text or json)
-    #[arg(long = "log-format", default_value = "text")]
-    pub log_format: String,
+    #[arg(long = "log-format")]
+    pub log_format: Option<String>,
+    /// Path to use for the daemon PID file
+    #[arg(short = 'p', long = "pidfile")]
+    pub pidfile: Option<PathBuf>,
     /// Listen on plain TCP without TLS. Anyone who reaches the port owns the machine.
     #[arg(long = "allow-insecure-tcp")]
     pub allow_insecure_tcp: bool,
@@ -69,6 +72,7 @@ pub struct FileConfig {
     pub hosts: Option<Vec<String>>,
     pub debug: Option<bool>,
     pub log_level: Option<String>,
+    pub log_format: Option<String>,
     pub registry_mirrors: Option<Vec<String>>,
     pub insecure_registries: Option<Vec<String>>,
     pub default_address_pools: Option<Vec<AddressPool>>,
@@ -112,6 +116,35 @@ pub struct DaemonConfig {
     pub bip: Option<String>,
     pub iptables: bool,
     pub certs_dir: PathBuf,
+    /// The flags the daemon started with: a reload merges them with the file again.
+    pub flags: Flags,
+}
+
+/// The daemon.json keys that SIGHUP reloads without a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reloadable {
+    pub debug: bool,
+    pub log_level: String,
+    pub registry_mirrors: Vec<String>,
+    pub insecure_registries: Vec<String>,
+    pub labels: Vec<String>,
+}
+
+impl DaemonConfig {
+    pub fn reloadable(&self) -> Reloadable {
+        Reloadable {
+            debug: self.debug,
+            log_level: self.log_level.clone(),
+            registry_mirrors: self.registry_mirrors.clone(),
+            insecure_registries: self.insecure_registries.clone(),
+            labels: self.labels.clone(),
+        }
+    }
+
+    /// Reads the configuration again, as SIGHUP asks; an error leaves everything as is.
+    pub fn reread(&self) -> anyhow::Result<Reloadable> {
+        Ok(DaemonConfig::resolve(self.flags.clone())?.reloadable())
+    }
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -120,6 +153,7 @@ const KNOWN_KEYS: &[&str] = &[
     "hosts",
     "debug",
     "log-level",
+    "log-format",
     "registry-mirrors",
     "insecure-registries",
     "default-address-pools",
@@ -137,6 +171,7 @@ const KNOWN_KEYS: &[&str] = &[
 impl DaemonConfig {
     /// Merges flags and the config file. As dockerd, a key set both ways is an error.
     pub fn resolve(flags: Flags) -> anyhow::Result<Self> {
+        let original_flags = flags.clone();
         let explicit_file = flags.config_file.is_some();
         let path = flags
             .config_file
@@ -224,11 +259,18 @@ impl DaemonConfig {
         if !["debug", "info", "warn", "error", "fatal", "trace"].contains(&log_level.as_str()) {
             bail!("unable to parse logging level: {log_level}");
         }
-        if !["text", "json"].contains(&flags.log_format.as_str()) {
-            bail!(
-                "unsupported log format {:?}: use text or json",
-                flags.log_format
-            );
+        if flags.log_format.is_some() && file.log_format.is_some() {
+            bail!("the following directives are specified both as a flag and in the configuration file: log-format");
+        }
+        if flags.pidfile.is_some() && file.pidfile.is_some() {
+            bail!("the following directives are specified both as a flag and in the configuration file: pidfile");
+        }
+        let log_format = flags
+            .log_format
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".into());
+        if !["text", "json"].contains(&log_format.as_str()) {
+            bail!("unsupported log format {log_format:?}: use text or json");
         }
         Ok(DaemonConfig {
             data_root: flags
@@ -239,7 +281,7 @@ impl DaemonConfig {
             hosts,
             debug,
             log_level,
-            log_format: flags.log_format,
+            log_format,
             registry_mirrors: file.registry_mirrors.unwrap_or_default(),
             insecure_registries: file.insecure_registries.unwrap_or_default(),
             default_address_pools: file.default_address_pools.unwrap_or_default(),
@@ -247,11 +289,12 @@ impl DaemonConfig {
             allow_insecure_tcp: flags.allow_insecure_tcp,
             config_file: explicit_file.then_some(path),
             validate_only: flags.validate,
-            pidfile: file.pidfile,
+            pidfile: flags.pidfile.or(file.pidfile),
             bridge,
             bip,
             iptables: file.iptables.unwrap_or(true),
             certs_dir: flags.certs_dir,
+            flags: original_flags,
         })
     }
 }
@@ -302,7 +345,6 @@ mod tests {
     fn tcp_needs_opt_in() {
         let flags = Flags {
             hosts: vec!["tcp://127.0.0.1:2375".into()],
-            log_format: "text".into(),
             ..Default::default()
         };
         assert!(DaemonConfig::resolve(flags).is_err());

@@ -13,6 +13,7 @@ pub mod config;
 pub mod events;
 pub mod lock;
 pub mod logging;
+pub mod socket_activation;
 pub mod state;
 pub mod sysinfo;
 
@@ -27,8 +28,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::DaemonConfig;
 use crate::state::Daemon;
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
+/// Runs the daemon until SIGTERM or SIGINT. `activated` are the sockets systemd passed
+/// in ([`socket_activation::take_listeners`], called before any thread starts).
+pub async fn run(
+    config: DaemonConfig,
+    mut activated: Vec<socket_activation::Activated>,
+) -> anyhow::Result<()> {
     for dir in [&config.data_root, &config.exec_root] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -59,7 +64,18 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     let mut servers = Vec::new();
     let mut sockets: Vec<PathBuf> = Vec::new();
     for host in &config.hosts {
-        if let Some(path) = host.strip_prefix("unix://") {
+        if let Some(which) = host.strip_prefix("fd://") {
+            let chosen = socket_activation::select(&mut activated, which)
+                .with_context(|| format!("listening on {host}"))?;
+            for listener in chosen {
+                tracing::info!("API listen on socket-activated fd {}", listener.fd);
+                servers.push(tokio::spawn(api::serve(
+                    listener.into_tokio()?,
+                    daemon.clone(),
+                    shutdown.clone(),
+                )));
+            }
+        } else if let Some(path) = host.strip_prefix("unix://") {
             let listener = bind_unix(Path::new(path))?;
             sockets.push(PathBuf::from(path));
             tracing::info!("API listen on {path}");
@@ -89,7 +105,7 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         "daemon has completed initialization"
     );
 
-    wait_for_signal().await;
+    wait_for_signal(&daemon).await;
     tracing::info!("shutting down");
     shutdown.cancel();
     for server in servers {
@@ -127,17 +143,25 @@ fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or SIGINT; SIGHUP meanwhile reloads the configuration.
+async fn wait_for_signal(daemon: &Arc<Daemon>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers; stop berthd with SIGKILL");
         return std::future::pending().await;
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                let daemon = daemon.clone();
+                let _ = tokio::task::spawn_blocking(move || daemon.reload()).await;
+            }
+        }
     }
 }

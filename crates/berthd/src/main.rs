@@ -17,6 +17,8 @@ fn main() -> ExitCode {
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }
+    // Before any thread exists: this reads and clears the LISTEN_* variables.
+    let activated = berthd::socket_activation::take_listeners();
     berthd::logging::init(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -30,7 +32,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(berthd::run(config)) {
+    match runtime.block_on(berthd::run(config, activated)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

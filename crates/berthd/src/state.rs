@@ -1,19 +1,22 @@
 //! What every handler shares: the stores, the event hub and the configuration.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use anyhow::Context;
 use berth_runtime::{Runtime, RuntimeConfig};
 use berth_store::ImageStore;
 
-use crate::config::DaemonConfig;
+use crate::config::{DaemonConfig, Reloadable};
 use crate::events::EventHub;
 
 /// The daemon's handles. It holds no logic of its own: that lives in the crates.
 pub struct Daemon {
+    /// The configuration at start; [`Daemon::settings`] has the reloadable part now.
     pub config: DaemonConfig,
+    settings: RwLock<Reloadable>,
     pub images: Arc<ImageStore>,
     pub runtime: Arc<Runtime>,
     pub builder: Arc<berth_build::builder::Builder>,
@@ -31,7 +34,9 @@ impl Daemon {
         })?;
         let engine_id = engine_id(&config.data_root)?;
         let images = Arc::new(images);
-        let events = Arc::new(EventHub::new());
+        let events = Arc::new(
+            EventHub::open(&config.data_root.join("events")).context("opening the event log")?,
+        );
         let sink = {
             let events = events.clone();
             Arc::new(move |e: berth_runtime::RuntimeEvent| {
@@ -66,6 +71,7 @@ impl Daemon {
             &config.data_root,
         ));
         Ok(Daemon {
+            settings: RwLock::new(config.reloadable()),
             config,
             images,
             builder,
@@ -74,6 +80,50 @@ impl Daemon {
             engine_id,
             started: SystemTime::now(),
         })
+    }
+}
+
+impl Daemon {
+    /// The reloadable settings as they are now.
+    pub fn settings(&self) -> Reloadable {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// SIGHUP: reads the configuration again and applies its reloadable keys. A file
+    /// that does not parse or validate is logged and changes nothing.
+    pub fn reload(&self) {
+        let next = match self.config.reread() {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!("configuration not reloaded, the running one is kept: {e:#}");
+                return;
+            }
+        };
+        crate::logging::set_level(&next.log_level);
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
+        tracing::info!("configuration reloaded");
+        let list = |v: &[String]| format!("[{}]", v.join(" "));
+        let attributes: BTreeMap<String, String> = [
+            ("debug", next.debug.to_string()),
+            ("log-level", next.log_level.clone()),
+            ("labels", list(&next.labels)),
+            ("registry-mirrors", list(&next.registry_mirrors)),
+            ("insecure-registries", list(&next.insecure_registries)),
+            ("live-restore", "true".to_string()),
+            ("name", crate::sysinfo::hostname()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        self.events.publish(crate::events::Event::new(
+            "daemon",
+            "reload",
+            &self.engine_id,
+            attributes,
+        ));
     }
 }
 

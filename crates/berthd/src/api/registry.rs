@@ -29,9 +29,10 @@ impl From<berth_registry::Error> for ApiError {
 }
 
 fn registry_config(daemon: &AppState) -> RegistryConfig {
+    let settings = daemon.settings();
     RegistryConfig {
-        mirrors: daemon.config.registry_mirrors.clone(),
-        insecure: daemon.config.insecure_registries.clone(),
+        mirrors: settings.registry_mirrors,
+        insecure: settings.insecure_registries,
         certs_dir: Some(daemon.config.certs_dir.clone()),
     }
 }

@@ -76,8 +76,9 @@ pub async fn info(State(daemon): State<AppState>) -> Json<Value> {
     }
     let (os, os_version) = sysinfo::operating_system();
     let config = &daemon.config;
+    let settings = daemon.settings();
     // Shown as dockerd shows them: normalised with a trailing slash.
-    let mirrors: Vec<String> = config
+    let mirrors: Vec<String> = settings
         .registry_mirrors
         .iter()
         .map(|m| format!("{}/", m.trim_end_matches('/')))
@@ -88,7 +89,7 @@ pub async fn info(State(daemon): State<AppState>) -> Json<Value> {
         "docker.io".into(),
         json!({"Name": "docker.io", "Mirrors": mirrors, "Secure": true, "Official": true}),
     );
-    for registry in &config.insecure_registries {
+    for registry in &settings.insecure_registries {
         if registry.contains('/') {
             insecure_cidrs.push(registry.clone());
         } else {
@@ -129,7 +130,7 @@ pub async fn info(State(daemon): State<AppState>) -> Json<Value> {
         "CPUSet": true,
         "PidsLimit": true,
         "IPv4Forwarding": std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|s| s.trim() == "1").unwrap_or(false),
-        "Debug": config.debug,
+        "Debug": settings.debug,
         "NFd": sysinfo::open_fds(),
         "OomKillDisable": cgroup_version == "1",
         "NGoroutines": 0,
@@ -157,7 +158,7 @@ pub async fn info(State(daemon): State<AppState>) -> Json<Value> {
         "HttpsProxy": std::env::var("HTTPS_PROXY").unwrap_or_default(),
         "NoProxy": std::env::var("NO_PROXY").unwrap_or_default(),
         "Name": sysinfo::hostname(),
-        "Labels": config.labels,
+        "Labels": settings.labels,
         "ExperimentalBuild": false,
         "ServerVersion": ENGINE_VERSION,
         "Runtimes": runtimes(),
