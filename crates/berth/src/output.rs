@@ -116,6 +116,28 @@ pub fn go_time(unix: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Go's `time.Time.String()` of a parsed RFC 3339 time: nanoseconds without
+/// trailing zeros, then the offset and the zone's name (`UTC`, or the offset again
+/// for a zone Go knows only by its offset).
+pub fn go_time_string(t: DateTime<chrono::FixedOffset>) -> String {
+    let nanos = t.timestamp_subsec_nanos();
+    let fraction = if nanos == 0 {
+        String::new()
+    } else {
+        format!(".{nanos:09}").trim_end_matches('0').to_string()
+    };
+    let offset = t.format("%z").to_string();
+    let zone = if t.offset().local_minus_utc() == 0 {
+        "UTC".to_string()
+    } else {
+        offset.clone()
+    };
+    format!(
+        "{}{fraction} {offset} {zone}",
+        t.format("%Y-%m-%d %H:%M:%S")
+    )
+}
+
 /// The 12-character id docker shows, without the algorithm.
 pub fn short_id(id: &str) -> String {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
@@ -282,6 +304,20 @@ mod tests {
         assert_eq!(human_size_precision(1_049_000.0, 4), "1.049MB");
         assert_eq!(human_size_precision(2_219_000.0, 4), "2.219MB");
         assert_eq!(human_size_precision(32_768.0, 4), "32.77kB");
+    }
+
+    #[test]
+    fn go_time_strings() {
+        let t = |s: &str| go_time_string(DateTime::parse_from_rfc3339(s).unwrap());
+        assert_eq!(
+            t("2024-01-02T03:04:05.120Z"),
+            "2024-01-02 03:04:05.12 +0000 UTC"
+        );
+        assert_eq!(t("2024-01-02T03:04:05Z"), "2024-01-02 03:04:05 +0000 UTC");
+        assert_eq!(
+            t("2024-01-02T03:04:05+01:00"),
+            "2024-01-02 03:04:05 +0100 +0100"
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ use crate::cli::{
 };
 use crate::client::{self, filters_json, path_segment, with_query, Client, ClientError};
 use crate::credentials::{self, ConfigFile};
-use crate::output::{ago, go_time, human_size, info_note, pretty_json, print_rows, short_id};
+use crate::output::{
+    ago, go_time, human_size, human_size4, info_note, pretty_json, print_rows, short_id,
+};
 use crate::reference::Reference;
 use crate::template::Template;
 use crate::ExitStatus;
@@ -24,12 +26,13 @@ use crate::ExitStatus;
 /// The header that carries registry credentials to the daemon.
 const AUTH_HEADER: &str = "X-Registry-Auth";
 
-/// Docker's header names for image list fields.
-const IMAGE_HEADERS: &[(&str, &str)] = &[
+/// Docker's header names for image fields (`images`, `system df -v`).
+pub(crate) const IMAGE_HEADERS: &[(&str, &str)] = &[
     ("ID", "IMAGE ID"),
     ("CreatedSince", "CREATED"),
     ("CreatedAt", "CREATED AT"),
     ("Repository", "REPOSITORY"),
+    ("VirtualSize", "SIZE"),
 ];
 
 const LS_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
@@ -40,8 +43,38 @@ fn str_of(v: &Value) -> &str {
     v.as_str().unwrap_or("")
 }
 
+/// One image row: the fields of docker's image formatter, keys in the order its JSON
+/// output has them. The usage fields (`Containers`, `SharedSize`, `UniqueSize`) are
+/// "N/A" where the daemon reports -1, as it does outside `system df`.
+pub(crate) fn image_row(image: &Value, repo: &str, tag: &str, digest: &str, trunc: bool) -> Value {
+    let id = str_of(&image["Id"]);
+    let created = image["Created"].as_i64().unwrap_or(0);
+    let size = image["Size"].as_i64().unwrap_or(0);
+    let shared = image["SharedSize"].as_i64().unwrap_or(-1);
+    let containers = image["Containers"].as_i64().unwrap_or(-1);
+    let unknown = "N/A".to_string();
+    let known = |v: i64, text: String| if v == -1 { unknown.clone() } else { text };
+    json!({
+        "Containers": known(containers, containers.to_string()),
+        "CreatedAt": go_time(created),
+        "CreatedSince": ago(created),
+        "Digest": digest,
+        "ID": if trunc { short_id(id) } else { id.to_string() },
+        "Repository": repo,
+        "SharedSize": known(shared, human_size4(shared as f64)),
+        "Size": human_size(size as f64),
+        "Tag": tag,
+        "UniqueSize": if size == -1 || shared == -1 {
+            unknown.clone()
+        } else {
+            human_size4((size - shared) as f64)
+        },
+        "VirtualSize": human_size4(size as f64),
+    })
+}
+
 /// Splits `name:tag` at the last `:` after the last `/` (a registry port is not a tag).
-fn split_repo_tag(reference: &str) -> (&str, &str) {
+pub(crate) fn split_repo_tag(reference: &str) -> (&str, &str) {
     let name = reference.split('@').next().unwrap_or(reference);
     let slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
     match name[slash..].rfind(':') {
@@ -74,14 +107,6 @@ pub async fn list(client: &Client, args: ImageLsArgs) -> Result<()> {
     let images = client.get_json(&path).await?;
     let mut rows = Vec::new();
     for image in images.as_array().into_iter().flatten() {
-        let id = str_of(&image["Id"]);
-        let shown_id = if args.no_trunc {
-            id.to_string()
-        } else {
-            short_id(id)
-        };
-        let created = image["Created"].as_i64().unwrap_or(0);
-        let size = human_size(image["Size"].as_f64().unwrap_or(0.0));
         let digests: Vec<&str> = image["RepoDigests"]
             .as_array()
             .into_iter()
@@ -89,19 +114,7 @@ pub async fn list(client: &Client, args: ImageLsArgs) -> Result<()> {
             .map(str_of)
             .collect();
         let row = |repo: &str, tag: &str, digest: &str| {
-            json!({
-                "Containers": "N/A",
-                "CreatedAt": go_time(created),
-                "CreatedSince": ago(created),
-                "Digest": digest,
-                "ID": shown_id,
-                "Repository": repo,
-                "SharedSize": "N/A",
-                "Size": size,
-                "Tag": tag,
-                "UniqueSize": "N/A",
-                "VirtualSize": size,
-            })
+            image_row(image, repo, tag, digest, !args.no_trunc)
         };
         let tags: Vec<&str> = image["RepoTags"]
             .as_array()

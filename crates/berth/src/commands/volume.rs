@@ -10,7 +10,7 @@ use super::common::{
 };
 use crate::cli::{VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumeRmArgs};
 use crate::client::{filters_json, path_segment, with_query, Client};
-use crate::output::print_rows;
+use crate::output::{human_size4, print_rows};
 
 /// docker's `defaultVolumeTableFormat`.
 const LS_TABLE: &str = "table {{.Driver}}\t{{.Name}}";
@@ -19,7 +19,7 @@ const LS_QUIET: &str = "{{.Name}}";
 
 /// Docker's header names for volume list fields (the others are derived from the
 /// field name, which gives the same result).
-const VOLUME_HEADERS: &[(&str, &str)] = &[
+pub(crate) const VOLUME_HEADERS: &[(&str, &str)] = &[
     ("Name", "VOLUME NAME"),
     ("Driver", "DRIVER"),
     ("Scope", "SCOPE"),
@@ -30,8 +30,9 @@ const VOLUME_HEADERS: &[(&str, &str)] = &[
 ];
 
 /// One `volume ls` row: the fields docker's volume context offers, keys in the order
-/// Go's JSON encoder prints them, plus `CreatedAt` for templates.
-fn volume_row(volume: &Value, label_objects: bool) -> Map<String, Value> {
+/// Go's JSON encoder prints them, plus `CreatedAt` for templates. `Links` and `Size`
+/// come from `UsageData`, which the daemon fills in for `system df` only.
+pub(crate) fn volume_row(volume: &Value, label_objects: bool) -> Map<String, Value> {
     let label_map = volume["Labels"].as_object().cloned().unwrap_or_default();
     let mut pairs: Vec<String> = label_map
         .iter()
@@ -46,11 +47,20 @@ fn volume_row(volume: &Value, label_objects: bool) -> Map<String, Value> {
     let mut row = Map::new();
     row.insert("Driver".into(), json!(str_of(&volume["Driver"])));
     row.insert("Labels".into(), labels);
-    row.insert("Links".into(), json!("N/A"));
+    let usage = &volume["UsageData"];
+    let (links, size) = if usage.is_object() {
+        (
+            usage["RefCount"].as_i64().unwrap_or(0).to_string(),
+            human_size4(usage["Size"].as_f64().unwrap_or(0.0)),
+        )
+    } else {
+        ("N/A".to_string(), "N/A".to_string())
+    };
+    row.insert("Links".into(), json!(links));
     row.insert("Mountpoint".into(), json!(str_of(&volume["Mountpoint"])));
     row.insert("Name".into(), json!(str_of(&volume["Name"])));
     row.insert("Scope".into(), json!(str_of(&volume["Scope"])));
-    row.insert("Size".into(), json!("N/A"));
+    row.insert("Size".into(), json!(size));
     row.insert("CreatedAt".into(), json!(str_of(&volume["CreatedAt"])));
     row
 }
@@ -181,6 +191,12 @@ mod tests {
         assert_eq!(row["Labels"], json!({"z": "1", "a": "2"}));
         let row = volume_row(&json!({"Name": "n", "Labels": null}), false);
         assert_eq!(row["Labels"], "");
+        let used = json!({"Name": "d", "UsageData": {"RefCount": 2, "Size": 1_234_567}});
+        let row = volume_row(&used, false);
+        assert_eq!(
+            (&row["Links"], &row["Size"]),
+            (&json!("2"), &json!("1.235MB"))
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ use serde_json::Value;
 pub use cp::cp;
 pub use exec::exec;
 pub use list::{ps, stats};
+pub(crate) use list::{ps_row, PS_HEADERS};
 pub use logs::logs;
 pub(crate) use opts::ram_in_bytes;
 pub use run::{attach, create, run, start};
