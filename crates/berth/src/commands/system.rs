@@ -5,8 +5,9 @@ use chrono::{DateTime, Local, Utc};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
+use super::common::{fail, flag_error, parse_filters};
 use crate::cli::{DfArgs, EventsArgs, FormatArgs, VersionArgs};
-use crate::client::{filters_json, with_query, Client, ClientError};
+use crate::client::{filter_args_json, with_query, Client, ClientError};
 use crate::output::human_size4;
 use crate::template::Template;
 
@@ -150,47 +151,43 @@ fn human_binary(size: f64) -> String {
         + UNITS[unit]
 }
 
-/// Docker's `--since`/`--until`: a unix time, an RFC 3339 time, or a duration ago (`10m`).
-fn event_time(raw: &str) -> Result<String> {
-    if raw.parse::<f64>().is_ok() {
-        return Ok(raw.to_string());
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
-        return Ok(format!(
-            "{}.{:09}",
-            t.timestamp(),
-            t.timestamp_subsec_nanos()
-        ));
-    }
-    let (num, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("invalid time {raw:?}"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => anyhow::bail!("invalid time {raw:?}"),
-    };
-    Ok((Utc::now().timestamp() - secs).to_string())
-}
-
+/// `events`: the daemon's event stream, one line per event as docker prints it, or
+/// through `--format` (`json`, or a template run per event).
 pub async fn events(client: &Client, args: EventsArgs) -> Result<()> {
-    let filters = filters_json(&args.filter).map_err(|e| anyhow::anyhow!(e))?;
-    let mut query = vec![("filters", filters)];
-    if let Some(since) = &args.since {
-        query.push(("since", event_time(since)?));
-    }
-    if let Some(until) = &args.until {
-        query.push(("until", event_time(until)?));
-    }
+    let filters =
+        parse_filters(&args.filter, "-f, --filter").map_err(|e| flag_error("events", &e))?;
+    let filters = filter_args_json(&filters).map_err(|e| fail(1, e))?;
+    let template = match args.format.as_deref().filter(|f| !f.is_empty()) {
+        None => None,
+        Some(format) => {
+            let format = if format == "json" {
+                "{{json .}}"
+            } else {
+                format
+            };
+            Some(Template::parse(format).map_err(|e| {
+                let message = e.to_string();
+                let go_message = message
+                    .strip_prefix("template parsing error: ")
+                    .unwrap_or(&message);
+                fail(64, format!("Error parsing format: {go_message}"))
+            })?)
+        }
+    };
+    // docker's client reads both bounds as `GetTimestamp` does for `logs`.
+    let now = Local::now();
+    let time = |value: &Option<String>| match value.as_deref().filter(|v| !v.is_empty()) {
+        Some(v) => super::container::get_timestamp(v, now).map_err(|e| fail(1, e)),
+        None => Ok(String::new()),
+    };
+    let query = [
+        ("since", time(&args.since)?),
+        ("until", time(&args.until)?),
+        ("filters", filters),
+    ];
     let response = client.get(&with_query("/events", &query)).await?;
     let mut body = response.into_body();
     let mut buffer: Vec<u8> = Vec::new();
-    let template = match args.format.as_deref() {
-        Some("json") | None => None,
-        Some(f) => Some(Template::parse(f).map_err(|e| anyhow::anyhow!("{e}"))?),
-    };
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ClientError::Transport(e.to_string()))?;
         if let Some(data) = frame.data_ref() {
@@ -201,44 +198,65 @@ pub async fn events(client: &Client, args: EventsArgs) -> Result<()> {
             let Ok(event) = serde_json::from_slice::<Value>(&line) else {
                 continue;
             };
-            if args.format.as_deref() == Some("json") {
-                println!("{event}");
-            } else if let Some(t) = &template {
-                println!("{}", t.render(&event).map_err(|e| anyhow::anyhow!("{e}"))?);
-            } else {
-                println!("{}", event_line(&event));
-            }
+            let text = match &template {
+                Some(t) => t.render(&event).map_err(|e| fail(1, e))?,
+                None => event_line(&event, &Local),
+            };
+            println!("{text}");
         }
     }
     Ok(())
 }
 
-/// `2024-01-01T10:00:00.000000000+00:00 image tag sha256:… (name=busybox:latest)`.
-fn event_line(event: &Value) -> String {
+/// docker's `prettyPrintEvent`: the time (`RFC3339NanoFixed`, in `zone`), type,
+/// action and actor, then the actor's attributes sorted by name when it has any:
+/// `2024-01-01T00:00:00.000000000Z container start 4bed… (image=busybox, name=x)`.
+fn event_line<Tz: chrono::TimeZone>(event: &Value, zone: &Tz) -> String {
     let nanos = event["timeNano"].as_i64().unwrap_or(0);
-    let time =
-        DateTime::<Utc>::from_timestamp(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32)
-            .map(|t| {
-                t.with_timezone(&Local)
-                    .format("%Y-%m-%dT%H:%M:%S%.9f%:z")
-                    .to_string()
-            })
-            .unwrap_or_default();
-    let attributes: Vec<String> = event["Actor"]["Attributes"]
-        .as_object()
-        .map(|m| {
-            let mut pairs: Vec<(&String, &Value)> = m.iter().collect();
-            pairs.sort_by(|a, b| a.0.cmp(b.0));
-            pairs.iter().map(|(k, v)| format!("{k}={}", s(v))).collect()
-        })
-        .unwrap_or_default();
-    format!(
-        "{time} {} {} {} ({})",
+    let nanos = if nanos != 0 {
+        nanos
+    } else {
+        event["time"]
+            .as_i64()
+            .unwrap_or(0)
+            .saturating_mul(1_000_000_000)
+    };
+    let mut out = String::new();
+    if nanos != 0 {
+        let time = DateTime::<Utc>::from_timestamp(
+            nanos.div_euclid(1_000_000_000),
+            nanos.rem_euclid(1_000_000_000) as u32,
+        );
+        if let Some(time) = time.map(|t| t.with_timezone(zone).fixed_offset()) {
+            let offset = if time.offset().local_minus_utc() == 0 {
+                "Z".to_string()
+            } else {
+                time.format("%:z").to_string()
+            };
+            out.push_str(&format!(
+                "{}{offset} ",
+                time.format("%Y-%m-%dT%H:%M:%S%.9f")
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "{} {} {}",
         s(&event["Type"]),
         s(&event["Action"]),
-        s(&event["Actor"]["ID"]),
-        attributes.join(", ")
-    )
+        s(&event["Actor"]["ID"])
+    ));
+    if let Some(attributes) = event["Actor"]["Attributes"]
+        .as_object()
+        .filter(|a| !a.is_empty())
+    {
+        let mut pairs: Vec<String> = attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={}", s(v)))
+            .collect();
+        pairs.sort();
+        out.push_str(&format!(" ({})", pairs.join(", ")));
+    }
+    out
 }
 
 /// docker's headers for the `system df` summary (the others derive from the names).
@@ -644,6 +662,34 @@ mod tests {
                  "LastUsedAt": "2024-01-01T00:00:00Z", "UsageCount": 1},
             ],
         }))
+    }
+
+    #[test]
+    fn event_lines_like_docker() {
+        let event = json!({
+            "status": "start", "id": "4bed", "from": "busybox",
+            "Type": "container", "Action": "start",
+            "Actor": {"ID": "4bed", "Attributes": {"name": "x", "image": "busybox"}},
+            "scope": "local", "time": 1_704_067_200, "timeNano": 1_704_067_200_000_000_123i64,
+        });
+        assert_eq!(
+            event_line(&event, &Utc),
+            "2024-01-01T00:00:00.000000123Z container start 4bed (image=busybox, name=x)"
+        );
+        let east = chrono::FixedOffset::east_opt(3600).unwrap();
+        assert_eq!(
+            event_line(&event, &east),
+            "2024-01-01T01:00:00.000000123+01:00 container start 4bed (image=busybox, name=x)"
+        );
+        // Seconds only, no attributes: no parentheses.
+        let bare = json!({"Type": "network", "Action": "create", "Actor": {"ID": "n1"}, "time": 1_704_067_200});
+        assert_eq!(
+            event_line(&bare, &Utc),
+            "2024-01-01T00:00:00.000000000Z network create n1"
+        );
+        let t = Template::parse("{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}")
+            .unwrap();
+        assert_eq!(t.render(&event).unwrap(), "container start 4bed x");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub use cp::cp;
 pub use exec::exec;
 pub use list::{ps, stats};
 pub(crate) use list::{ps_row, PS_HEADERS};
+pub(crate) use logs::get_timestamp;
 pub use logs::logs;
 pub(crate) use opts::ram_in_bytes;
 pub use run::{attach, create, run, start};
