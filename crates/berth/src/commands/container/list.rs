@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use super::{fail, join_host_port};
 use crate::cli::{PsArgs, StatsArgs};
 use crate::client::{filters_json, path_segment, with_query, Client, ClientError};
-use crate::output::{ago, go_time, human_size, print_rows, render_rows, short_id};
+use crate::output::{ago, go_time, human_size, render_rows, short_id};
 
 /// docker's header names for `ps` fields.
 pub(crate) const PS_HEADERS: &[(&str, &str)] = &[
@@ -476,8 +476,9 @@ pub async fn stats(client: &Client, args: StatsArgs) -> Result<()> {
         }
     }
     let stream = !args.no_stream;
-    let clear = stream && std::io::stdout().is_terminal();
+    let redraw = stream && std::io::stdout().is_terminal();
     loop {
+        let started = std::time::Instant::now();
         let targets: Vec<String> = if named {
             args.containers.clone()
         } else {
@@ -503,16 +504,40 @@ pub async fn stats(client: &Client, args: StatsArgs) -> Result<()> {
                 stats_row(target, id, name, s, trunc)
             })
             .collect();
-        if clear {
-            // docker redraws the table in place on a terminal.
-            print!("\x1b[2J\x1b[H");
-        }
-        print_rows(args.format.as_deref(), STATS_TABLE, STATS_HEADERS, &rows)?;
+        let table = render_rows(
+            args.format.as_deref(),
+            STATS_TABLE,
+            STATS_HEADERS,
+            &rows,
+            &[],
+        )?;
+        write_frame(&stats_frame(&table, redraw))?;
         if !stream {
             return Ok(());
         }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        // One frame a second, however long the samples took.
+        let period = std::time::Duration::from_secs(1);
+        tokio::time::sleep(period.saturating_sub(started.elapsed())).await;
     }
+}
+
+/// One screen of `stats`: on a terminal docker clears it and starts at the top, so
+/// the table redraws in place; elsewhere the tables follow one another.
+fn stats_frame(table: &str, redraw: bool) -> String {
+    if redraw {
+        format!("\x1b[2J\x1b[H{table}")
+    } else {
+        table.to_string()
+    }
+}
+
+/// Writes a frame in one go, so a terminal never shows half a table.
+fn write_frame(frame: &str) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(frame.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -657,6 +682,12 @@ mod tests {
         assert_eq!(cpu_percent(&json!({})), 0.0);
         let v1 = json!({"memory_stats": {"usage": 100, "stats": {"total_inactive_file": 30}}});
         assert_eq!(memory_usage(&v1), 70.0);
+    }
+
+    #[test]
+    fn stats_frames_redraw_only_on_a_terminal() {
+        assert_eq!(stats_frame("T\n", true), "\x1b[2J\x1b[HT\n");
+        assert_eq!(stats_frame("T\n", false), "T\n");
     }
 
     #[test]
