@@ -1,7 +1,103 @@
 //! The command tree, mirroring docker's: management commands (`image ls`) and the
 //! short forms people type (`images`, `rmi`).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+/// The top-level commands `docker --help` lists first, in its order.
+const COMMON_COMMANDS: &[&str] = &[
+    "run", "exec", "ps", "build", "pull", "push", "images", "login", "logout", "search", "version",
+    "info",
+];
+
+/// The clap command of `berth`, with docker's grouped top-level help.
+pub fn command() -> clap::Command {
+    let cmd = Cli::command();
+    let help = root_help(&cmd);
+    cmd.help_template(help)
+}
+
+/// Parses the process's arguments against `command()`.
+pub fn parse() -> Result<Cli, clap::Error> {
+    let matches = command().try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// `berth --help` in the shape of `docker --help`: the common commands, the
+/// management commands (those with subcommands), the rest, then the global options
+/// in cobra's layout. Hidden commands and clap's `help` are left out, as docker
+/// leaves out its `completion`.
+fn root_help(cmd: &clap::Command) -> String {
+    let listed: Vec<&clap::Command> = cmd
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+        .collect();
+    let line = |c: &clap::Command| {
+        let about = c.get_about().map(|a| a.to_string()).unwrap_or_default();
+        format!("  {:<12}{about}\n", c.get_name())
+    };
+    let mut common = String::new();
+    for name in COMMON_COMMANDS {
+        if let Some(c) = listed.iter().find(|c| c.get_name() == *name) {
+            common.push_str(&line(c));
+        }
+    }
+    let mut sorted = listed.clone();
+    sorted.sort_by_key(|c| c.get_name());
+    let mut management = String::new();
+    let mut others = String::new();
+    for c in sorted {
+        if c.has_subcommands() {
+            management.push_str(&line(c));
+        } else if !COMMON_COMMANDS.contains(&c.get_name()) {
+            others.push_str(&line(c));
+        }
+    }
+    let about = cmd.get_about().map(|a| a.to_string()).unwrap_or_default();
+    format!(
+        "Usage:  berth [OPTIONS] COMMAND\n\n{about}\n\nCommon Commands:\n{common}\n\
+         Management Commands:\n{management}\nCommands:\n{others}\n\
+         Global Options:\n{}\n\
+         Run 'berth COMMAND --help' for more information on a command.\n",
+        global_options(cmd)
+    )
+}
+
+/// cobra's flag list: `-s, --long type` (or `    --long type`), the help text
+/// three columns after the longest, flags sorted by long name.
+fn global_options(cmd: &clap::Command) -> String {
+    let mut flags: Vec<(&str, String, String)> = cmd
+        .get_arguments()
+        .filter(|a| !a.is_positional() && !a.is_hide_set() && a.get_id() != "help")
+        .filter_map(|a| {
+            let long = a.get_long()?;
+            let mut name = match a.get_short() {
+                Some(short) => format!("  -{short}, --{long}"),
+                None => format!("      --{long}"),
+            };
+            if a.get_action().takes_values() {
+                let value = a
+                    .get_value_names()
+                    .and_then(|v| v.first())
+                    .map_or("string".to_string(), |v| v.to_string());
+                name.push(' ');
+                name.push_str(&value);
+            }
+            let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+            Some((long, name, help))
+        })
+        .collect();
+    flags.sort_by_key(|(long, _, _)| *long);
+    let width = flags
+        .iter()
+        .map(|(_, name, _)| name.len())
+        .max()
+        .unwrap_or(0)
+        + 3;
+    flags
+        .iter()
+        .map(|(_, name, help)| format!("{name:<width$}{help}\n"))
+        .collect()
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,7 +111,7 @@ pub struct Cli {
     #[arg(long = "config", value_name = "string")]
     pub config: Option<String>,
     /// Daemon socket to connect to
-    #[arg(short = 'H', long = "host")]
+    #[arg(short = 'H', long = "host", value_name = "list")]
     pub host: Option<String>,
     /// Enable debug mode
     #[arg(short = 'D', long = "debug")]
@@ -131,6 +227,25 @@ pub enum Command {
     Commit(CommitArgs),
     /// Update configuration of one or more containers
     Update(UpdateArgs),
+    /// Generate the autocompletion script for the specified shell
+    #[command(hide = true)]
+    Completion(CompletionArgs),
+}
+
+/// `completion`: a shell's completion script for the whole command tree.
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    #[arg(value_name = "SHELL")]
+    pub shell: CompletionShell,
+}
+
+/// The shells `completion` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1470,6 +1585,105 @@ mod tests {
     #[test]
     fn command_tree_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn root_help_is_grouped_like_dockers() {
+        let help = command().render_help().to_string();
+        assert!(help.starts_with(
+            "Usage:  berth [OPTIONS] COMMAND\n\nA self-sufficient runtime for containers, compatible with Docker\n\nCommon Commands:\n  run         Create and run a new container from an image\n  exec        "
+        ));
+        let section = |title: &str| -> Vec<String> {
+            let start = help
+                .find(title)
+                .unwrap_or_else(|| panic!("{title} missing"))
+                + title.len();
+            help[start..]
+                .lines()
+                .skip(1)
+                .take_while(|l| !l.is_empty())
+                .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+                .collect()
+        };
+        assert_eq!(
+            section("Common Commands:"),
+            [
+                "run", "exec", "ps", "build", "pull", "push", "images", "login", "logout",
+                "version", "info"
+            ]
+        );
+        assert_eq!(
+            section("Management Commands:"),
+            [
+                "builder",
+                "container",
+                "image",
+                "network",
+                "system",
+                "volume"
+            ]
+        );
+        let others = section("\nCommands:");
+        assert_eq!(others.first().map(String::as_str), Some("attach"));
+        assert!(others.contains(&"update".to_string()));
+        assert!(!others
+            .iter()
+            .any(|c| c == "help" || c == "completion" || c == "run"));
+        assert!(help.contains(
+            "Global Options:\n      --config string   Location of client config files (default \"~/.docker\")\n  -D, --debug           Enable debug mode\n  -H, --host list       Daemon socket to connect to\n  -v, --version         Print version information and quit\n\nRun 'berth COMMAND --help' for more information on a command.\n"
+        ));
+    }
+
+    #[test]
+    fn new_commands_parse() {
+        assert!(matches!(
+            parse(&["completion", "zsh"]).command,
+            Some(Command::Completion(CompletionArgs {
+                shell: CompletionShell::Zsh
+            }))
+        ));
+        assert!(Cli::try_parse_from(["berth", "completion", "tcsh"]).is_err());
+        assert!(matches!(
+            parse(&["system", "prune", "-af", "--volumes", "--filter", "label=x"]).command,
+            Some(Command::System(SystemCommand::Prune(SystemPruneArgs {
+                all: true,
+                force: true,
+                volumes: true,
+                ..
+            })))
+        ));
+        let Some(Command::Builder(BuilderCommand::Prune(prune))) = parse(&[
+            "builder",
+            "prune",
+            "-a",
+            "--keep-storage",
+            "1g",
+            "--filter",
+            "until=24h",
+        ])
+        .command
+        else {
+            panic!("not builder prune");
+        };
+        assert!(prune.all && !prune.force);
+        assert_eq!(prune.keep_storage.as_deref(), Some("1g"));
+        assert_eq!(prune.filter, ["until=24h"]);
+        assert!(matches!(
+            parse(&["builder", "build", "-t", "x", "."]).command,
+            Some(Command::Builder(BuilderCommand::Build(_)))
+        ));
+        assert!(matches!(
+            parse(&["system", "df", "-v", "--format", "json"]).command,
+            Some(Command::System(SystemCommand::Df(DfArgs {
+                verbose: true,
+                ..
+            })))
+        ));
+        assert!(matches!(
+            parse(&["logs", "--details", "c"]).command,
+            Some(Command::Logs(LogsArgs { details: true, .. }))
+        ));
     }
 
     fn parse(args: &[&str]) -> Cli {

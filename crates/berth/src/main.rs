@@ -10,15 +10,13 @@ mod template;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// Exit code of a command that ended with a message already printed.
 #[derive(Debug, thiserror::Error)]
 #[error("exit status {0}")]
 pub struct ExitStatus(pub u8);
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;

@@ -14,8 +14,8 @@ mod volume;
 use anyhow::Result;
 
 use crate::cli::{
-    BuilderCommand, Cli, Command, ContainerCommand as C, ImageCommand, NetworkCommand as N,
-    SystemCommand, VolumeCommand as V,
+    BuilderCommand, Cli, Command, CompletionShell, ContainerCommand as C, ImageCommand,
+    NetworkCommand as N, SystemCommand, VolumeCommand as V,
 };
 use crate::client::Client;
 
@@ -29,11 +29,14 @@ pub async fn run(cli: Cli) -> Result<()> {
         return Ok(());
     }
     let Some(command) = cli.command else {
-        use clap::CommandFactory;
-        Cli::command().print_help()?;
+        crate::cli::command().print_help()?;
         return Ok(());
     };
     match command {
+        Command::Completion(args) => {
+            completion(args.shell);
+            Ok(())
+        }
         Command::Version(args) => system::version(&client, args).await,
         Command::Info(args) | Command::System(SystemCommand::Info(args)) => {
             system::info(&client, args).await
@@ -164,6 +167,19 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Network(N::Rm(args)) => network::remove(&client, args).await,
         Command::Network(N::Prune(args)) => prune::network(&client, args).await,
     }
+}
+
+/// Writes the completion script of `shell` for the whole command tree to stdout.
+fn completion(shell: CompletionShell) {
+    use clap_complete::Shell;
+    let shell = match shell {
+        CompletionShell::Bash => Shell::Bash,
+        CompletionShell::Zsh => Shell::Zsh,
+        CompletionShell::Fish => Shell::Fish,
+        CompletionShell::Powershell => Shell::PowerShell,
+    };
+    let mut command = crate::cli::command();
+    clap_complete::generate(shell, &mut command, "berth", &mut std::io::stdout());
 }
 
 /// Asks a yes/no question on the terminal; anything but y/Y is no.
