@@ -4,19 +4,20 @@
 //! whose parent, instruction text and (for COPY/ADD) source content are the same as an
 //! earlier step's is taken from the cache.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use berth_runtime::files::CommitOptions;
 use berth_runtime::Runtime;
 use berth_store::digest::chain_ids;
 use berth_store::image::History;
-use berth_store::{fsutil, Digest, ImageConfig, Reference};
+use berth_store::{Digest, ImageConfig, Reference};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
+use crate::cache::BuildCache;
 use crate::dockerfile::{self, Command, CopySpec, Instruction, Kind, Stage};
 use crate::expand::{expand, expand_words};
 use crate::ignore::Ignore;
@@ -77,8 +78,7 @@ pub type OutputSink = Arc<dyn Fn(Output) + Send + Sync>;
 /// Step results by (parent image, step text): the classic builder's cache.
 pub struct Builder {
     runtime: Arc<Runtime>,
-    cache_path: PathBuf,
-    cache: Mutex<HashMap<String, String>>,
+    cache: BuildCache,
 }
 
 /// Where a stage is while it builds.
@@ -96,36 +96,23 @@ fn short(id: &str) -> String {
 
 impl Builder {
     pub fn new(runtime: Arc<Runtime>, data_root: &Path) -> Self {
-        let cache_path = data_root.join("builder").join("cache.json");
-        let cache = fsutil::read_json::<HashMap<String, String>>(&cache_path)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
         Builder {
             runtime,
-            cache_path,
-            cache: Mutex::new(cache),
+            cache: BuildCache::open(data_root.join("builder").join("cache.json")),
         }
     }
 
     fn cached(&self, key: &str) -> Option<Digest> {
-        let id = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .cloned()?;
-        let digest = Digest::parse(&id).ok()?;
-        self.runtime.images().get(&digest).map(|_| digest)
+        self.cache.lookup(key, self.runtime.images())
     }
 
     fn remember(&self, key: String, id: &Digest) {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.insert(key, id.to_string());
-        if let Some(dir) = self.cache_path.parent() {
-            let _ = fsutil::ensure_dir(dir);
-        }
-        let _ = fsutil::write_json_atomic(&self.cache_path, &*cache);
+        self.cache.remember(key, id);
+    }
+
+    /// The step cache, for disk usage and `builder prune`.
+    pub fn cache(&self) -> &BuildCache {
+        &self.cache
     }
 
     /// Builds and tags; returns the image id.

@@ -10,11 +10,14 @@
 //! - [`expand`](mod@expand): Docker's shell-like word processing (`$var`, `${var:-default}`,
 //!   quotes, the escape character), used by the builder on the words the parser kept.
 //! - [`ignore`]: `.dockerignore` matching with Docker's rules.
+//! - [`builder`]: the classic builder; [`cache`]: its step cache, whose records
+//!   `system df` and `builder prune` report.
 //!
 //! The contract is the Dockerfile reference (`shared/reference/dockerfile-reference.md`);
 //! where it and today's Docker differ, the module docs say which one we follow.
 
 pub mod builder;
+pub mod cache;
 pub mod dockerfile;
 pub mod expand;
 pub mod ignore;

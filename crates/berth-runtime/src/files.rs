@@ -196,6 +196,7 @@ impl Runtime {
     /// Extracts a tar into the directory `path` of the container.
     pub fn archive_put<R: Read>(&self, name: &str, path: &str, tar: R) -> Result<()> {
         let container = self.find(name)?;
+        self.sizes.forget_all();
         let id = container.id();
         self.with_rootfs(&container, |root| {
             let host = Self::host_path(root, path)?;

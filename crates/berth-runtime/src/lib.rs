@@ -22,6 +22,7 @@ pub mod record;
 pub mod rootfs;
 pub mod seccomp;
 pub mod shim;
+pub mod sizes;
 pub mod spec;
 pub mod stats;
 pub mod update;

@@ -15,6 +15,9 @@ pub struct Entry {
     pub log: String,
     pub time: String,
     pub time_nanos: i64,
+    /// Extra attributes the log driver recorded (`--log-opt labels=…,env=…`), shown
+    /// by `logs --details`.
+    pub attrs: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -22,6 +25,8 @@ struct RawEntry {
     log: String,
     stream: String,
     time: String,
+    #[serde(default)]
+    attrs: std::collections::BTreeMap<String, String>,
 }
 
 fn parse_line(line: &str) -> Option<Entry> {
@@ -35,6 +40,7 @@ fn parse_line(line: &str) -> Option<Entry> {
         log: raw.log,
         time: raw.time,
         time_nanos,
+        attrs: raw.attrs,
     })
 }
 
@@ -179,11 +185,21 @@ fn read_lines(file: &mut File, offset: &mut u64, filter: &Filter) -> Vec<Entry> 
 }
 
 /// One entry as the API sends it: multiplexed frames without a TTY, raw with one;
-/// with `timestamps`, each line starts with its time.
-pub fn encode(entry: &Entry, tty: bool, timestamps: bool) -> Vec<u8> {
+/// with `timestamps`, each line starts with its time, and with `details` then with its
+/// attributes (`k=v,k2=v2`, empty when it has none) and a space, as Docker shows them.
+pub fn encode(entry: &Entry, tty: bool, timestamps: bool, details: bool) -> Vec<u8> {
     let mut payload = Vec::with_capacity(entry.log.len() + 40);
     if timestamps {
         payload.extend_from_slice(entry.time.as_bytes());
+        payload.push(b' ');
+    }
+    if details {
+        let attrs: Vec<String> = entry
+            .attrs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        payload.extend_from_slice(attrs.join(",").as_bytes());
         payload.push(b' ');
     }
     payload.extend_from_slice(entry.log.as_bytes());
@@ -229,7 +245,7 @@ mod tests {
             entries.iter().map(|e| e.log.as_str()).collect::<Vec<_>>(),
             ["line 2\n", "line 4\n"]
         );
-        let framed = encode(&entries[0], false, false);
+        let framed = encode(&entries[0], false, false, false);
         assert_eq!(&framed[..8], &[1, 0, 0, 0, 0, 0, 0, 7]);
         let mut follower = Follower::open(&path);
         follower.seek(offset);

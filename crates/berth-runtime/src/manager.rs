@@ -79,6 +79,12 @@ pub struct Runtime {
     pending_attaches: Mutex<HashMap<String, Vec<PendingAttach>>>,
     events: EventSink,
     names_lock: tokio::sync::Mutex<()>,
+    /// Held shared by every container create, from resolving its image to recording
+    /// the container, and exclusively by whatever removes images, volumes or networks
+    /// because no container uses them: so a prune racing a `run` never removes what the
+    /// run is about to use.
+    references: tokio::sync::RwLock<()>,
+    pub(crate) sizes: crate::sizes::SizeCache,
 }
 
 fn now() -> String {
@@ -157,6 +163,8 @@ impl Runtime {
             pending_attaches: Mutex::new(HashMap::new()),
             events,
             names_lock: tokio::sync::Mutex::new(()),
+            references: tokio::sync::RwLock::new(()),
+            sizes: Default::default(),
         })
     }
 
@@ -218,6 +226,31 @@ impl Runtime {
         {
             let _ = tx.send(change);
         }
+    }
+
+    /// Excludes container creation while images, volumes or networks are removed for
+    /// being unused. Take it before looking at who uses what.
+    pub async fn exclude_creation(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.references.write().await
+    }
+
+    /// Whether a client is in the middle of running this container: it waits for the
+    /// container's exit or has an attach ready, as `docker run` does between create
+    /// and start. Container prune leaves such containers alone.
+    pub fn is_being_run(&self, id: &str) -> bool {
+        let waited = self
+            .changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .is_some_and(|tx| tx.receiver_count() > 0);
+        let attached = self
+            .pending_attaches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .is_some_and(|a| !a.is_empty());
+        waited || attached
     }
 
     /// Subscribes to a container's exits and removal.
@@ -284,6 +317,7 @@ impl Runtime {
         if image_name.is_empty() {
             return Err(Error::InvalidArgument("Config.Image is required".into()));
         }
+        let _references = self.references.read().await;
         let view = self.images.resolve(&image_name)?;
         let image = view.image;
         merge_image_config(&mut config, &image.config.config);
@@ -672,6 +706,7 @@ impl Runtime {
                     .as_str()
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(1),
+                attrs: log_attributes(record, &log_config["Config"]),
             }),
         };
         let exit_file = dir.join("exit.json");
@@ -1256,6 +1291,58 @@ impl Runtime {
             })
             .map(|r| r.id)
             .collect()
+    }
+
+    /// Bytes in a container's writable layer; a stopped container's size is kept
+    /// until it runs again.
+    pub fn container_rw_size(&self, container: &Container) -> u64 {
+        let state = container.state();
+        let stamp =
+            (!state.is_running()).then(|| format!("{}|{}", state.started_at, state.finished_at));
+        self.sizes.size(
+            &format!("c/{}", container.id()),
+            stamp.as_deref(),
+            &container.dir.join("upper"),
+        )
+    }
+
+    /// Bytes in a volume; kept while no container that mounts it runs again.
+    pub fn volume_size(&self, name: &str) -> u64 {
+        // A volume made again under the same name starts a new stamp.
+        let created = self
+            .volumes
+            .get(name)
+            .map(|v| v.created_at)
+            .unwrap_or_default();
+        let mut stamp = Some(format!("{created};"));
+        for c in self.containers.all() {
+            if !c
+                .record()
+                .mounts
+                .iter()
+                .any(|m| m.kind == "volume" && m.name == name)
+            {
+                continue;
+            }
+            let state = c.state();
+            if state.is_running() {
+                stamp = None;
+                break;
+            }
+            if let Some(s) = &mut stamp {
+                s.push_str(&format!(
+                    "{}|{}|{};",
+                    c.id(),
+                    state.started_at,
+                    state.finished_at
+                ));
+            }
+        }
+        self.sizes.size(
+            &format!("v/{name}"),
+            stamp.as_deref(),
+            &self.volumes.data_path(name),
+        )
     }
 
     pub fn volumes(&self) -> &Arc<VolumeStore> {
@@ -2117,6 +2204,35 @@ fn merge_image_config(config: &mut Value, image: &berth_store::ContainerConfig) 
     crate::health::merge_with_image(&mut config["Healthcheck"], image.healthcheck.as_ref());
 }
 
+/// The extra attributes json-file records on each line: the container labels and
+/// environment variables that `--log-opt labels=…` and `env=…` name.
+fn log_attributes(record: &ContainerRecord, options: &Value) -> BTreeMap<String, String> {
+    let names = |key: &str| -> Vec<String> {
+        options[key]
+            .as_str()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut attrs = BTreeMap::new();
+    let labels = record.labels();
+    for name in names("labels") {
+        if let Some(v) = labels.get(&name) {
+            attrs.insert(name, v.clone());
+        }
+    }
+    let env = str_list(&record.config["Env"]);
+    for name in names("env") {
+        if let Some(v) = env.iter().find_map(|e| e.strip_prefix(&format!("{name}="))) {
+            attrs.insert(name, v.to_string());
+        }
+    }
+    attrs
+}
+
 /// `Path` and `Args` from the merged config.
 fn command_of(config: &Value) -> Result<(String, Vec<String>)> {
     let mut command = str_list(&config["Entrypoint"]);
@@ -2235,6 +2351,28 @@ fn validate_host_config(host: &mut Value) -> Result<()> {
             return Err(Error::InvalidArgument(format!(
                 "logging driver {t:?} is not supported: use json-file or none"
             )));
+        }
+        let known = [
+            "max-size",
+            "max-file",
+            "compress",
+            "labels",
+            "labels-regex",
+            "env",
+            "env-regex",
+            "tag",
+        ];
+        for key in host["LogConfig"]["Config"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
+            if !known.contains(&key.as_str()) {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown log opt '{key}' for json-file log driver"
+                )));
+            }
         }
         if let Some(size) = host["LogConfig"]["Config"]["max-size"].as_str() {
             if parse_size(size).is_none() {

@@ -49,6 +49,9 @@ pub struct LogConfig {
     pub max_size: u64,
     /// How many files to keep, including the current one.
     pub max_file: u32,
+    /// Written into every line as `attrs` (from `--log-opt labels=…,env=…`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attrs: std::collections::BTreeMap<String, String>,
 }
 
 /// The shim's first and only line on stdout.

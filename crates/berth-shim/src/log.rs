@@ -61,11 +61,14 @@ impl JsonLog {
     }
 
     fn entry(&mut self, stream: u8, line: &[u8]) -> io::Result<()> {
-        let record = serde_json::json!({
+        let mut record = serde_json::json!({
             "log": String::from_utf8_lossy(line),
             "stream": if stream == 2 { "stderr" } else { "stdout" },
-            "time": Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true),
         });
+        if !self.config.attrs.is_empty() {
+            record["attrs"] = serde_json::json!(self.config.attrs);
+        }
+        record["time"] = serde_json::json!(Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true));
         let mut bytes = serde_json::to_vec(&record)?;
         bytes.push(b'\n');
         if self.config.max_size > 0
@@ -106,6 +109,7 @@ mod tests {
 
     fn config(dir: &std::path::Path, max_size: u64, max_file: u32) -> LogConfig {
         LogConfig {
+            attrs: Default::default(),
             path: dir.join("c-json.log"),
             max_size,
             max_file,

@@ -7,12 +7,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use berth_build::builder::{BuildOptions, Output};
 use berth_store::Reference;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::error::{ApiError, ApiResult};
+use super::filters::{parse_until, Filters};
 use super::params::Params;
 use super::stream::body_reader;
 use super::AppState;
@@ -122,4 +124,38 @@ pub async fn build(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// `POST /build/prune`: the step cache's records (all with `all`, else those no image
+/// builds on any more), with the intermediate images only they kept.
+pub async fn prune(State(daemon): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
+    let filters = Filters::parse(params.get("filters"), &["until", "unused-for"])?;
+    let until = match filters
+        .get("until")
+        .first()
+        .or(filters.get("unused-for").first())
+    {
+        Some(raw) => Some(
+            chrono::DateTime::from_timestamp(parse_until(raw)?, 0)
+                .ok_or_else(|| ApiError::bad_request(format!("invalid until {raw:?}")))?,
+        ),
+        None => None,
+    };
+    let all = params.flag("all");
+    let _no_creates = daemon.runtime.exclude_creation().await;
+    let builder = daemon.builder.clone();
+    let runtime = daemon.runtime.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let usage = |id: &berth_store::Digest| runtime.image_usage(id.as_str());
+        builder.cache().prune(runtime.images(), &usage, all, until)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    for id in &report.images_deleted {
+        daemon.events.image("delete", id.as_str(), id.as_str());
+    }
+    Ok(Json(json!({
+        "CachesDeleted": report.deleted,
+        "SpaceReclaimed": report.reclaimed,
+    })))
 }

@@ -314,7 +314,7 @@ fn since(time: &str) -> i64 {
 }
 
 /// The STATUS column: "Up 5 seconds", "Exited (0) 2 minutes ago", …
-fn status_text(state: &ContainerState) -> String {
+pub(super) fn status_text(state: &ContainerState) -> String {
     match state.status {
         Status::Created => "Created".into(),
         Status::Running => {
@@ -686,7 +686,10 @@ pub async fn prune(State(daemon): State<AppState>, params: Params) -> ApiResult<
     for container in daemon.runtime.containers.all() {
         let record = container.record();
         let state = container.state();
-        if state.is_running() || state.status == Status::Removing {
+        if state.is_running()
+            || state.status == Status::Removing
+            || daemon.runtime.is_being_run(&record.id)
+        {
             continue;
         }
         let labels = record.labels();
@@ -769,6 +772,7 @@ pub async fn logs(
     }
     let tty = record.tty();
     let timestamps = params.flag("timestamps");
+    let details = params.flag("details");
     let follow = params.flag("follow");
     let path = container.dir.join(format!("{}-json.log", record.id));
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(64);
@@ -787,7 +791,7 @@ pub async fn logs(
         follower.seek(offset);
         for e in &entries {
             if tx
-                .send(Ok(logs::encode(e, tty, timestamps).into()))
+                .send(Ok(logs::encode(e, tty, timestamps, details).into()))
                 .await
                 .is_err()
             {
@@ -804,7 +808,7 @@ pub async fn logs(
             let new = follower.read_new(&live_filter);
             for e in &new {
                 if tx
-                    .send(Ok(logs::encode(e, tty, timestamps).into()))
+                    .send(Ok(logs::encode(e, tty, timestamps, details).into()))
                     .await
                     .is_err()
                 {

@@ -308,6 +308,7 @@ pub async fn delete(
     let force = params.flag("force");
     let prune = !params.flag("noprune");
     let images = daemon.images.clone();
+    let _no_creates = daemon.runtime.exclude_creation().await;
     let usage = usage_of(&daemon);
     let items =
         tokio::task::spawn_blocking(move || images.delete(&name, force, prune, &usage)).await??;
@@ -583,6 +584,7 @@ pub async fn prune(State(daemon): State<AppState>, params: Params) -> ApiResult<
         None => None,
     };
     let images = daemon.images.clone();
+    let _no_creates = daemon.runtime.exclude_creation().await;
     let usage = usage_of(&daemon);
     let filters2 = filters.clone();
     let (items, reclaimed) = tokio::task::spawn_blocking(move || {

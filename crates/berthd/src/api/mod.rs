@@ -65,6 +65,7 @@ pub fn router(daemon: AppState) -> Router {
         .route("/system/df", get(system::disk_usage))
         .route("/auth", post(registry::auth))
         .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))

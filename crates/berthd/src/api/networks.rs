@@ -171,7 +171,10 @@ pub async fn remove(
     State(daemon): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let network = daemon.runtime.networks().remove(&name).await?;
+    let network = {
+        let _no_creates = daemon.runtime.exclude_creation().await;
+        daemon.runtime.networks().remove(&name).await?
+    };
     network_event(&daemon, "destroy", &network, None);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -223,6 +226,7 @@ pub async fn prune(State(daemon): State<AppState>, params: Params) -> ApiResult<
         Some(raw) => Some(parse_until(raw)?),
         None => None,
     };
+    let _no_creates = daemon.runtime.exclude_creation().await;
     let removed = daemon
         .runtime
         .networks()

@@ -336,82 +336,151 @@ mod tests {
     }
 }
 
-/// `GET /system/df`: what images, containers and volumes take on disk.
-pub async fn disk_usage(State(daemon): State<AppState>) -> Json<Value> {
+/// `GET /system/df`: what images, containers, volumes and the build cache take on
+/// disk, as Docker computes it. Layer sizes are recorded when layers are made, and the
+/// sizes of stopped containers and idle volumes are remembered, so this walks only
+/// what may be changing.
+pub async fn disk_usage(State(daemon): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
+    let kinds: Vec<String> = params.all("type");
+    for k in &kinds {
+        if !["container", "image", "volume", "build-cache"].contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!("unknown object type: {k}")));
+        }
+    }
+    let wants = move |k: &str| kinds.is_empty() || kinds.iter().any(|x| x == k);
     let runtime = daemon.runtime.clone();
     let images = daemon.images.clone();
+    let builder = daemon.builder.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let containers: Vec<_> = runtime.containers.all().iter().map(|c| (c.record(), c.state(), c.dir.clone())).collect();
-        let mut layer_total = 0u64;
-        let mut seen = std::collections::HashSet::new();
-        let mut image_docs = Vec::new();
-        for view in images.list() {
-            let image = &view.image;
-            if let Ok(layers) = images.image_layers(image) {
-                for l in layers {
-                    if seen.insert(l.chain_id.clone()) {
-                        layer_total += l.size;
+        let containers = runtime.containers.all();
+        let mut out = serde_json::Map::new();
+        if wants("image") {
+            // Intermediate images (untagged parents of others) are not listed, as in
+            // `docker images`; their layers count with the images built on them.
+            let views: Vec<_> = images
+                .list()
+                .into_iter()
+                .filter(|v| !(v.tags.is_empty() && v.children > 0))
+                .collect();
+            // How many images hold each layer: a layer in more than one is shared.
+            let mut holders: std::collections::HashMap<String, (u64, usize)> = Default::default();
+            let mut layers_of = Vec::new();
+            for view in &views {
+                let layers = images.image_layers(&view.image).unwrap_or_default();
+                let mut seen = std::collections::HashSet::new();
+                for l in &layers {
+                    if seen.insert(l.chain_id.to_string()) {
+                        let e = holders.entry(l.chain_id.to_string()).or_insert((l.size, 0));
+                        e.1 += 1;
                     }
                 }
+                layers_of.push(seen);
             }
-            let users = containers.iter().filter(|(r, _, _)| r.image == image.id.as_str()).count();
-            image_docs.push(json!({
-                "Id": image.id,
-                "ParentId": image.record.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-                "RepoTags": view.tags.iter().map(|t| t.familiar()).collect::<Vec<_>>(),
-                "RepoDigests": image.record.repo_digests,
-                "Created": image.created().map(|t| t.timestamp()).unwrap_or(0),
-                "Size": image.record.size,
-                "SharedSize": 0,
-                "Labels": image.config.config.labels.clone().unwrap_or_default(),
-                "Containers": users,
-            }));
+            let layers_size: u64 = holders.values().map(|(size, _)| size).sum();
+            let mut image_docs = Vec::new();
+            for (view, layers) in views.iter().zip(&layers_of) {
+                let image = &view.image;
+                let shared: u64 = layers
+                    .iter()
+                    .filter_map(|c| holders.get(c))
+                    .filter(|(_, n)| *n > 1)
+                    .map(|(size, _)| size)
+                    .sum();
+                let users = containers
+                    .iter()
+                    .filter(|c| c.record().image == image.id.as_str())
+                    .count();
+                image_docs.push(json!({
+                    "Id": image.id,
+                    "ParentId": image.record.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+                    "RepoTags": view.tags.iter().map(|t| t.familiar()).collect::<Vec<_>>(),
+                    "RepoDigests": image.record.repo_digests,
+                    "Created": image.created().map(|t| t.timestamp()).unwrap_or(0),
+                    "Size": image.record.size,
+                    "SharedSize": shared,
+                    "VirtualSize": image.record.size,
+                    "Labels": image.config.config.labels.clone().unwrap_or_default(),
+                    "Containers": users,
+                }));
+            }
+            out.insert("LayersSize".into(), json!(layers_size));
+            out.insert("Images".into(), json!(image_docs));
         }
-        let mut container_docs = Vec::new();
-        for (record, state, dir) in &containers {
-            let rw = berth_store::fsutil::tree_size(&dir.join("upper"));
-            container_docs.push(json!({
-                "Id": record.id,
-                "Names": [format!("/{}", record.name)],
-                "Image": record.image_name,
-                "ImageID": record.image,
-                "Command": record.command_line(),
-                "Created": chrono::DateTime::parse_from_rfc3339(&record.created).map(|t| t.timestamp()).unwrap_or(0),
-                "State": state.status.as_str(),
-                "Status": state.status.as_str(),
-                "SizeRw": rw,
-                "SizeRootFs": rw,
-                "Labels": record.labels(),
-                "Mounts": [],
-            }));
+        if wants("container") {
+            let mut docs = Vec::new();
+            for c in &containers {
+                let record = c.record();
+                let state = c.state();
+                let rw = runtime.container_rw_size(c);
+                let image_size = berth_store::Digest::parse(&record.image)
+                    .ok()
+                    .and_then(|d| images.get(&d))
+                    .map(|i| i.record.size)
+                    .unwrap_or(0);
+                docs.push(json!({
+                    "Id": record.id,
+                    "Names": [format!("/{}", record.name)],
+                    "Image": record.image_name,
+                    "ImageID": record.image,
+                    "Command": record.command_line(),
+                    "Created": chrono::DateTime::parse_from_rfc3339(&record.created).map(|t| t.timestamp()).unwrap_or(0),
+                    "State": state.status.as_str(),
+                    "Status": super::containers::status_text(&state),
+                    "SizeRw": rw,
+                    "SizeRootFs": rw + image_size,
+                    "Labels": record.labels(),
+                    "Mounts": record.mounts.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
+                }));
+            }
+            out.insert("Containers".into(), json!(docs));
         }
-        let volumes = runtime.volumes();
-        let volume_docs: Vec<Value> = volumes
-            .list()
-            .unwrap_or_default()
-            .iter()
-            .map(|v| {
-                json!({
-                    "Name": v.name,
-                    "Driver": v.driver,
-                    "Mountpoint": volumes.data_path(&v.name),
-                    "CreatedAt": v.created_at,
-                    "Labels": v.labels,
-                    "Scope": "local",
-                    "Options": null,
-                    "UsageData": {"Size": volumes.size(&v.name), "RefCount": runtime.volume_users(&v.name).len()},
+        if wants("volume") {
+            let volumes = runtime.volumes();
+            let docs: Vec<Value> = volumes
+                .list()
+                .unwrap_or_default()
+                .iter()
+                .map(|v| {
+                    json!({
+                        "Name": v.name,
+                        "Driver": v.driver,
+                        "Mountpoint": volumes.data_path(&v.name),
+                        "CreatedAt": v.created_at,
+                        "Labels": v.labels,
+                        "Scope": "local",
+                        "Options": null,
+                        "UsageData": {"Size": runtime.volume_size(&v.name), "RefCount": runtime.volume_users(&v.name).len()},
+                    })
                 })
-            })
-            .collect();
-        json!({
-            "LayersSize": layer_total,
-            "Images": image_docs,
-            "Containers": container_docs,
-            "Volumes": volume_docs,
-            "BuildCache": [],
-        })
+                .collect();
+            out.insert("Volumes".into(), json!(docs));
+        }
+        if wants("build-cache") {
+            let usage = |id: &berth_store::Digest| runtime.image_usage(id.as_str());
+            let docs: Vec<Value> = builder
+                .cache()
+                .records(&images, &usage)
+                .into_iter()
+                .map(|r| {
+                    json!({
+                        "ID": r.id,
+                        "Parents": null,
+                        "Type": "regular",
+                        "Description": r.description,
+                        "InUse": r.in_use,
+                        "Shared": r.shared,
+                        "Size": r.size,
+                        "CreatedAt": r.created_at,
+                        "LastUsedAt": r.last_used_at,
+                        "UsageCount": r.usage_count,
+                    })
+                })
+                .collect();
+            out.insert("BuildCache".into(), json!(docs));
+        }
+        Value::Object(out)
     })
     .await
-    .unwrap_or_else(|e| json!({"message": e.to_string()}));
-    Json(result)
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(result))
 }

@@ -91,6 +91,7 @@ pub async fn remove(
 ) -> ApiResult<StatusCode> {
     let volumes = daemon.runtime.volumes();
     volumes.get(&name)?;
+    let _no_creates = daemon.runtime.exclude_creation().await;
     let users = daemon.runtime.volume_users(&name);
     if !users.is_empty() {
         return Err(ApiError::new(
@@ -115,6 +116,7 @@ pub async fn prune(State(daemon): State<AppState>, params: Params) -> ApiResult<
     let mut deleted = Vec::new();
     let mut reclaimed = 0u64;
     let volumes = daemon.runtime.volumes();
+    let _no_creates = daemon.runtime.exclude_creation().await;
     for v in volumes.list()? {
         if (!all && !v.anonymous)
             || !daemon.runtime.volume_users(&v.name).is_empty()
