@@ -66,6 +66,8 @@ pub struct Exec {
     pub exit_code: Option<i32>,
     pub pid: i32,
     pub dir: PathBuf,
+    /// The exit was collected from the exec's shim: its files are no longer needed.
+    pub reaped: bool,
 }
 
 pub struct Runtime {
@@ -1705,13 +1707,13 @@ impl Runtime {
     /// Drops a finished exec and its files; health probes do this, as Docker does not
     /// keep its probes' execs either.
     fn exec_forget(&self, exec_id: &str) {
-        let removed = self
-            .execs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(exec_id);
-        if let Some(exec) = removed {
-            let _ = fsutil::remove_tree(&exec.dir);
+        let mut execs = self.execs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(exec) = execs.remove(exec_id) {
+            // While the exec's waiter still runs it needs the files; it removes them
+            // itself when it finds the exec gone.
+            if exec.reaped {
+                let _ = fsutil::remove_tree(&exec.dir);
+            }
         }
     }
 
@@ -1748,6 +1750,7 @@ impl Runtime {
                 exit_code: None,
                 pid: 0,
                 dir,
+                reaped: false,
             },
         );
         let command = str_list(&config["Cmd"]).join(" ");
@@ -1941,14 +1944,23 @@ impl Runtime {
                 .map(|s| s.exit_code)
                 .unwrap_or(255),
             };
-            if let Some(e) = runtime
-                .execs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_mut(&exec_id)
-            {
-                e.running = false;
-                e.exit_code = Some(code);
+            let forgotten = {
+                let mut execs = runtime.execs.lock().unwrap_or_else(|p| p.into_inner());
+                match execs.get_mut(&exec_id) {
+                    Some(e) => {
+                        e.running = false;
+                        e.exit_code = Some(code);
+                        e.reaped = true;
+                        false
+                    }
+                    None => true,
+                }
+            };
+            if forgotten {
+                // A health probe dropped it while it ran: its files go now.
+                if let Some(dir) = shim_config.exit_file.parent() {
+                    let _ = fsutil::remove_tree(dir);
+                }
             }
             runtime.emit(
                 "exec_die",
