@@ -169,3 +169,130 @@ services:
         assert app_start and int(app_start[0]) >= healthy_at, "app started only once db was healthy"
     finally:
         run([compose, "-f", str(project / "docker-compose.yml"), "-p", "hc", "down", "-t", "1"], env=env, check=False, timeout=120)
+
+
+# ------------------------------------------------------------------ update
+
+
+def test_update_running_and_stopped(bb):
+    d = bb
+    cid = d.docker("run", "-d", "--name", "up1", "-m", "64m", "busybox", "sleep", "60").out.strip()
+    out = d.docker("update", "--memory", "128m", "--memory-swap", "256m", "--cpus", "0.5",
+                   "--cpu-shares", "512", "--pids-limit", "40", "--restart", "on-failure:3", "up1").out
+    assert out.strip() == "up1"
+    assert cgroup_file("memory", cid, "memory.limit_in_bytes") == str(128 << 20)
+    assert cgroup_file("cpu", cid, "cpu.cfs_quota_us") == "50000"
+    assert cgroup_file("cpu", cid, "cpu.shares") == "512"
+    assert cgroup_file("pids", cid, "pids.max") == "40"
+    hc = json.loads(d.docker("inspect", "-f", "{{json .HostConfig}}", "up1").out)
+    assert (hc["Memory"], hc["MemorySwap"], hc["NanoCpus"], hc["CpuShares"], hc["PidsLimit"]) == \
+        (128 << 20, 256 << 20, 500_000_000, 512, 40)
+    assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    stats = d.docker("stats", "--no-stream", "--format", "{{.MemUsage}}", "up1").out
+    assert stats.strip().endswith("/ 128MiB"), stats
+
+    # What the kernel or Docker refuses leaves the old limits in place.
+    bad = d.docker("update", "--cpuset-cpus", "0-63", "up1", check=False)
+    assert bad.returncode != 0 and "Requested CPUs are not available" in bad.err
+    d.docker("exec", "up1", "sh", "-c", "dd if=/dev/zero of=/dev/shm/fill bs=1M count=40 2>/dev/null")
+    bad = d.docker("update", "-m", "10m", "--memory-swap", "10m", "up1", check=False)
+    assert bad.returncode != 0 and "Cannot update container" in bad.err, bad.err
+    assert cgroup_file("memory", cid, "memory.limit_in_bytes") == str(128 << 20)
+    assert json.loads(d.docker("inspect", "-f", "{{json .HostConfig.Memory}}", "up1").out) == 128 << 20
+    bad = d.docker("update", "--memory", "300m", "up1", check=False)
+    assert "update the memoryswap at the same time" in bad.err
+
+    # A stopped container keeps the new limits for its next start (docker-py).
+    c = d.client().containers.get("up1")
+    c.stop(timeout=1)
+    c.update(mem_limit="100m", memswap_limit="200m")
+    c.start()
+    assert cgroup_file("memory", cid, "memory.limit_in_bytes") == str(100 << 20)
+    events = d.client().events(since=int(time.time()) - 60, until=int(time.time()) + 1, decode=True,
+                               filters={"event": "update", "container": "up1"})
+    assert len(list(events)) == 2
+
+
+# ------------------------------------------------------------------ disk usage and prune
+
+
+def test_df_and_prunes(bb):
+    d = bb
+    ctx = d.root / "dctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nLABEL stage=keep\nRUN head -c 300000 /dev/zero > /big\n")
+    run([DOCKER, "build", "-q", "-t", "big", str(ctx)], env={**d.env(), "DOCKER_BUILDKIT": "0"})
+    d.docker("run", "--name", "stopped", "busybox", "sh", "-c", "head -c 200000 /dev/zero > /w")
+    d.docker("run", "-d", "--name", "running", "--label", "keep=1", "big", "sleep", "60")
+    d.docker("volume", "create", "named")
+    d.docker("run", "--rm", "-v", "named:/v", "busybox", "sh", "-c", "head -c 100000 /dev/zero > /v/x")
+    d.docker("network", "create", "--label", "team=a", "na")
+    d.docker("network", "create", "nb")
+
+    df = d.client().df()
+    images = {tuple(i["RepoTags"]): i for i in df["Images"]}
+    assert images[("big:latest",)]["Containers"] == 1
+    assert images[("busybox:latest",)]["SharedSize"] > 0, "busybox's layer is shared with big"
+    sizes = {c["Names"][0]: c["SizeRw"] for c in df["Containers"]}
+    assert sizes["/stopped"] >= 200000
+    vols = {v["Name"]: v["UsageData"] for v in df["Volumes"]}
+    assert vols["named"]["Size"] >= 100000 and vols["named"]["RefCount"] == 0
+    assert df["BuildCache"], "the build's steps are cache records"
+    summary = d.docker("system", "df").out
+    for row in ("Images", "Containers", "Local Volumes", "Build Cache"):
+        assert row in summary
+    verbose = d.docker("system", "df", "-v").out
+    assert "Build cache usage" in verbose and "named" in verbose
+
+    bad = d.docker("container", "prune", "-f", "--filter", "colour=red", check=False)
+    assert bad.returncode != 0 and "invalid filter 'colour'" in bad.err
+    # Label filters select; nothing running or in use is ever pruned.
+    out = d.docker("network", "prune", "-f", "--filter", "label=team=a").out
+    assert "na" in out and "nb" not in out
+    report = d.client().containers.prune()
+    assert len(report["ContainersDeleted"]) == 1 and report["SpaceReclaimed"] >= 200000
+    assert d.docker("ps", "-q", "--filter", "name=running").out.strip()
+    assert d.client().volumes.prune()["VolumesDeleted"] is None, "named volumes need all=true"
+    report = d.client().volumes.prune(filters={"all": "true"})
+    assert report["VolumesDeleted"] == ["named"] and report["SpaceReclaimed"] >= 100000
+    report = d.client().images.prune(filters={"dangling": False})
+    deleted = [x.get("Untagged") for x in report["ImagesDeleted"] or []]
+    assert "big:latest" not in deleted, "an image a container uses stays"
+    assert d.client().networks.prune()["NetworksDeleted"] == ["nb"]
+    out = d.docker("builder", "prune", "-af").out
+    assert "Total reclaimed space" in out
+    assert d.docker("run", "--rm", "big", "cat", "/big").returncode == 0
+
+    out = d.docker("system", "prune", "-af").out
+    assert "Total reclaimed space" in out
+    assert d.docker("ps", "-q").out.strip(), "the running container survives"
+
+
+def test_prune_racing_creates_never_breaks_a_run(bb):
+    d = bb
+    failures = []
+
+    succeeded = []
+
+    def runner(i):
+        r = d.docker("run", "--name", f"race{i}", "-v", f"racevol{i}:/d", "busybox", "true", check=False)
+        if r.returncode == 0:
+            succeeded.append(i)
+        elif "No such image" not in r.err and "Unable to find image" not in r.err:
+            failures.append(r.err)
+
+    def pruner():
+        wait_for(lambda: d.docker("ps", "-aq").out.strip(), timeout=30, step=0.01)
+        for _ in range(6):
+            d.docker("volume", "prune", "-af", check=False)
+            d.docker("image", "prune", "-af", check=False)
+            d.docker("container", "prune", "-f", check=False)
+
+    threads = [threading.Thread(target=runner, args=(i,)) for i in range(6)]
+    threads.append(threading.Thread(target=pruner))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not failures, failures
+    assert succeeded, "some runs got their image before it was pruned"

@@ -39,6 +39,8 @@ pub struct CacheRecord {
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub usage_count: u64,
+    /// The labels of the step's image (those of its Dockerfile so far).
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// What `builder prune` removed.
@@ -172,6 +174,7 @@ impl BuildCache {
                     },
                     last_used_at: entry.last_used_at.clone(),
                     usage_count: entry.usage_count,
+                    labels: view.image.config.labels(),
                     image: digest,
                 })
             })
@@ -180,14 +183,16 @@ impl BuildCache {
         out
     }
 
-    /// Removes records (all with `all`, else the unshared ones), last used before
-    /// `until` when given, and the intermediate images nothing else needs any more.
+    /// Removes records (all with `all`, else the unshared ones) that `selected`
+    /// accepts, last used before `until` when given, and the intermediate images
+    /// nothing else needs any more.
     pub fn prune(
         &self,
         images: &ImageStore,
         usage: &dyn Fn(&Digest) -> ImageUsage,
         all: bool,
         until: Option<DateTime<Utc>>,
+        selected: &dyn Fn(&CacheRecord) -> bool,
     ) -> PruneReport {
         let mut report = PruneReport::default();
         let old_enough = |r: &CacheRecord| {
@@ -205,7 +210,7 @@ impl BuildCache {
                 .records(images, usage)
                 .into_iter()
                 .rev()
-                .filter(|r| (all || !r.shared) && !r.in_use && old_enough(r))
+                .filter(|r| (all || !r.shared) && !r.in_use && old_enough(r) && selected(r))
                 .collect();
             if chosen.is_empty() {
                 break;

@@ -236,10 +236,20 @@ impl Runtime {
         self.references.write().await
     }
 
-    /// Whether a client is in the middle of running this container: it waits for the
-    /// container's exit or has an attach ready, as `docker run` does between create
-    /// and start. Container prune leaves such containers alone.
+    /// Whether a client may be in the middle of running this container: `docker run`
+    /// creates, then attaches and waits, then starts, in separate requests. So a
+    /// container that was never started and is only seconds old, or that a client
+    /// waits on or attaches to, counts as being run. Container prune leaves these alone.
     pub fn is_being_run(&self, id: &str) -> bool {
+        const JUST_CREATED: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+        if let Ok(container) = self.find(id) {
+            let state = container.state();
+            let fresh = chrono::DateTime::parse_from_rfc3339(&container.record().created)
+                .is_ok_and(|t| Utc::now().signed_duration_since(t) < JUST_CREATED);
+            if state.status == Status::Created && state.started_at == ZERO_TIME && fresh {
+                return true;
+            }
+        }
         let waited = self
             .changes
             .lock()
@@ -1064,12 +1074,14 @@ impl Runtime {
         let policy = record.host_config["RestartPolicy"].clone();
         let name = policy["Name"].as_str().unwrap_or("no");
         let max = policy["MaximumRetryCount"].as_u64().unwrap_or(0) as u32;
-        let restart = match name {
-            "always" => !state.manually_stopped,
-            "unless-stopped" => !state.manually_stopped,
-            "on-failure" => status.exit_code != 0 && (max == 0 || record.restart_count < max),
-            _ => false,
-        };
+        // As Docker's restart manager: a container the user stopped, killed or removed
+        // never comes back by itself, whatever its policy.
+        let restart = !state.manually_stopped
+            && match name {
+                "always" | "unless-stopped" => true,
+                "on-failure" => status.exit_code != 0 && (max == 0 || record.restart_count < max),
+                _ => false,
+            };
         if !restart {
             return;
         }

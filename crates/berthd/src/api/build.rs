@@ -129,7 +129,10 @@ pub async fn build(
 /// `POST /build/prune`: the step cache's records (all with `all`, else those no image
 /// builds on any more), with the intermediate images only they kept.
 pub async fn prune(State(daemon): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
-    let filters = Filters::parse(params.get("filters"), &["until", "unused-for"])?;
+    let filters = Filters::parse(
+        params.get("filters"),
+        &["until", "unused-for", "label", "label!"],
+    )?;
     let until = match filters
         .get("until")
         .first()
@@ -147,7 +150,16 @@ pub async fn prune(State(daemon): State<AppState>, params: Params) -> ApiResult<
     let runtime = daemon.runtime.clone();
     let report = tokio::task::spawn_blocking(move || {
         let usage = |id: &berth_store::Digest| runtime.image_usage(id.as_str());
-        builder.cache().prune(runtime.images(), &usage, all, until)
+        let selected = |r: &berth_build::cache::CacheRecord| {
+            filters.labels_match("label", &r.labels)
+                && !filters
+                    .get("label!")
+                    .iter()
+                    .any(|l| Filters::single_label_match(l, &r.labels))
+        };
+        builder
+            .cache()
+            .prune(runtime.images(), &usage, all, until, &selected)
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;
