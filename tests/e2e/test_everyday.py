@@ -296,3 +296,193 @@ def test_prune_racing_creates_never_breaks_a_run(bb):
         t.join(timeout=120)
     assert not failures, failures
     assert succeeded, "some runs got their image before it was pruned"
+
+
+# ------------------------------------------------------------------ events
+
+
+def test_events_filters_formats_and_restart(tmp_root, busybox_tar):
+    d = Daemon(tmp_root).start()
+    try:
+        start = time.time()
+        d.docker("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox")
+        d.docker("network", "create", "evnet")
+        d.docker("volume", "create", "evvol")
+        d.docker("run", "--name", "ev", "--label", "team=x", "--network", "evnet", "-v", "evvol:/d",
+                 "busybox", "true")
+        d.docker("rename", "ev", "ev2")
+        d.docker("tag", "busybox", "bb2")
+        d.docker("rmi", "bb2")
+        d.docker("rm", "ev2")
+        d.docker("volume", "rm", "evvol")
+        d.docker("network", "rm", "evnet")
+        time.sleep(1.1)
+
+        def actions(*args):
+            out = d.docker("events", "--since", str(int(start)), "--until", "0s", *args,
+                           "--format", "{{.Type}} {{.Action}}").out
+            return [line for line in out.splitlines() if line]
+
+        every = actions()
+        for expected in ("image import", "image tag", "image untag", "network create", "network connect",
+                         "network disconnect", "network destroy", "volume create", "volume mount",
+                         "volume unmount", "volume destroy", "container create", "container start",
+                         "container die", "container rename", "container destroy"):
+            assert expected in every, (expected, every)
+        assert set(actions("--filter", "type=volume")) == {
+            "volume create", "volume mount", "volume unmount", "volume destroy"}
+        assert actions("--filter", "label=team=x", "--filter", "event=die") == ["container die"]
+        assert "network connect" in actions("--filter", "network=evnet")
+        assert actions("--filter", "container=ev2", "--filter", "event=rename") == ["container rename"]
+        line = d.docker("events", "--since", str(int(start)), "--until", "0s", "--filter", "event=rename",
+                        "--format", "{{json .}}").out.strip()
+        event = json.loads(line)
+        assert event["Actor"]["Attributes"]["oldName"] == "/ev" and event["timeNano"] > 0
+
+        bad = d.docker("events", "--since", "not-a-time", "--until", "0s", check=False)
+        assert bad.returncode != 0
+        bad = d.docker("events", "--filter", "colour=red", "--until", "0s", check=False)
+        assert bad.returncode != 0 and "invalid filter 'colour'" in bad.err
+
+        # Past events survive a daemon killed with -9.
+        d.kill9()
+        d.start()
+        assert "container rename" in actions()
+        seen = list(d.client().events(since=int(start), until=int(time.time()), decode=True,
+                                      filters={"type": "network"}))
+        assert {e["Action"] for e in seen} >= {"create", "connect", "disconnect", "destroy"}
+    finally:
+        d.stop()
+
+
+# ------------------------------------------------------------------ info and operating the daemon
+
+
+def test_info_as_docker_shows_it(daemon):
+    info = daemon.client().info()
+    for key in ("Containers", "ContainersRunning", "ContainersPaused", "ContainersStopped", "Images",
+                "Driver", "LoggingDriver", "CgroupDriver", "CgroupVersion", "KernelVersion",
+                "OperatingSystem", "NCPU", "MemTotal", "Name", "ID", "DockerRootDir", "Debug",
+                "RegistryConfig", "LiveRestoreEnabled", "SecurityOptions", "Warnings"):
+        assert key in info, key
+    assert info["DockerRootDir"] == str(daemon.data_root)
+    assert info["NCPU"] == os.cpu_count()
+    assert any("seccomp" in s for s in info["SecurityOptions"])
+    out = daemon.docker("info").out
+    for label in ("Storage Driver: overlay2", "Logging Driver: json-file", "Cgroup Driver: cgroupfs",
+                  "Docker Root Dir: " + str(daemon.data_root), "Live Restore Enabled: true"):
+        assert label in out, label
+
+
+def test_reload_validate_pidfile_json_logs(tmp_root):
+    cfg = tmp_root / "daemon.json"
+    cfg.write_text(json.dumps({"registry-mirrors": ["http://127.0.0.1:5999"]}))
+    ok = run([str(BERTHD), "--validate", "--config-file", str(cfg)], check=False)
+    assert ok.returncode == 0 and "configuration OK" in ok.out
+    broken = tmp_root / "broken.json"
+    broken.write_text('{"debug": tru')
+    bad = run([str(BERTHD), "--validate", "--config-file", str(broken)], check=False)
+    assert bad.returncode != 0 and "unable to configure the daemon" in bad.err
+    unknown = tmp_root / "unknown.json"
+    unknown.write_text('{"colour": "red"}')
+    bad = run([str(BERTHD), "--validate", "--config-file", str(unknown)], check=False)
+    assert "don't match any configuration option: colour" in bad.err
+
+    pidfile = tmp_root / "berthd.pid"
+    d = Daemon(tmp_root, extra_args=["--config-file", str(cfg), "--pidfile", str(pidfile),
+                                     "--log-format", "json"])
+    d.start()
+    try:
+        assert pidfile.read_text().strip() == str(d.proc.pid)
+        info = d.client().info()
+        assert info["Debug"] is False and info["RegistryConfig"]["Mirrors"] == ["http://127.0.0.1:5999/"]
+        cfg.write_text(json.dumps({"debug": True, "labels": ["zone=a"],
+                                   "registry-mirrors": ["http://127.0.0.1:5998"]}))
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: d.client().info()["Debug"])
+        info = d.client().info()
+        assert info["Labels"] == ["zone=a"] and info["RegistryConfig"]["Mirrors"] == ["http://127.0.0.1:5998/"]
+        time.sleep(1.1)
+        reload = d.docker("events", "--since", "1m", "--until", "0s", "--filter", "type=daemon",
+                          "--format", "{{.Action}}").out.split()
+        assert reload == ["reload"]
+        # A file that does not parse keeps the running configuration.
+        cfg.write_text('{"debug": fal')
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration not reloaded" in d.read_log())
+        assert d.client().info()["Debug"] is True
+        assert d.proc.poll() is None
+        records = [json.loads(line) for line in d.read_log().splitlines() if line.startswith("{")]
+        assert any(r["fields"]["message"] == "configuration reloaded" for r in records)
+    finally:
+        d.stop()
+    assert not pidfile.exists()
+
+
+def test_socket_activation_and_second_host(tmp_root):
+    activate = shutil.which("systemd-socket-activate")
+    assert activate, "systemd-socket-activate (package systemd) is installed by scripts/deps.sh"
+    sock = tmp_root / "activated.sock"
+    extra = tmp_root / "docker.sock"
+    data, run_dir = tmp_root / "data", tmp_root / "run"
+    cfg = tmp_root / "daemon.json"
+    cfg.write_text(json.dumps({"hosts": ["fd://", f"unix://{extra}"]}))
+    bridge = "bt" + os.urandom(5).hex()
+    from conftest import BRIDGES_MADE
+    BRIDGES_MADE.add(bridge)
+    log = open(tmp_root / "berthd.log", "wb")
+    proc = subprocess.Popen([activate, "-l", str(sock), str(BERTHD), "--data-root", str(data),
+                             "--exec-root", str(run_dir), "--config-file", str(cfg), "--bridge", bridge],
+                            stdout=log, stderr=log)
+    try:
+        env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_CONFIG": str(tmp_root / "dc")}
+        wait_for(sock.exists, timeout=10, step=0.02)
+        # The first connection starts berthd: systemd-socket-activate execs it then.
+        out = run([DOCKER, "version", "--format", "{{.Server.Version}}"], env=env, timeout=30)
+        assert out.out.strip()
+        env["DOCKER_HOST"] = f"unix://{extra}"
+        assert run([DOCKER, "info", "--format", "{{.DockerRootDir}}"], env=env).out.strip() == str(data)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        log.close()
+    assert proc.returncode == 0
+
+
+# ------------------------------------------------------------------ the CLI as people use it
+
+
+def test_cli_help_completion_formats_details(bb):
+    d = bb
+    top = d.berth("--help").out
+    common, management, rest = (top.index("Common Commands:"), top.index("Management Commands:"),
+                                top.index("\nCommands:"))
+    assert common < management < rest
+    assert "  run " in top[common:management] and "  volume " in top[management:rest]
+    for shell, marker in (("bash", "complete -F _berth"), ("zsh", "#compdef berth"), ("fish", "complete -c berth")):
+        script = d.berth("completion", shell).out
+        assert marker in script.replace("-o bashdefault -o default -o nosort ", ""), shell
+    check = subprocess.run(["bash", "-c", f"source <({d.berth('completion', 'bash').args[0]} completion bash) "
+                            "&& complete -p berth"], capture_output=True, text=True, env=d.env())
+    assert "_berth" in check.stdout, check.stderr
+
+    d.berth("run", "-d", "--name", "fmt", "--label", "tier=web", "--log-opt", "env=COLOUR",
+            "-e", "COLOUR=blue", "-v", "/tmp:/host:ro", "busybox", "sh", "-c", "echo ready; sleep 60")
+    out = d.berth("ps", "--format", '{{.Names}}|{{.Status}}|{{.RunningFor}}|{{.Networks}}|{{.Mounts}}|'
+                  '{{.Label "tier"}}|{{.Size}}').out.strip()
+    name, status, running_for, networks, mounts, tier, size = out.split("|")
+    assert (name, networks, mounts, tier) == ("fmt", "bridge", "/tmp", "web"), out
+    assert status.startswith("Up ") and running_for.endswith("ago") and "virtual" in size
+    wait_for(lambda: "ready" in d.docker("logs", "fmt").out)
+    assert d.berth("logs", "--details", "fmt").out == "COLOUR=blue ready\n"
+    assert d.docker("logs", "--details", "fmt").out == "COLOUR=blue ready\n"
+    assert d.docker("logs", "fmt").out == "ready\n"
+
+    assert d.berth("update", "--pids-limit", "33", "fmt").out.strip() == "fmt"
+    assert d.docker("inspect", "-f", "{{.HostConfig.PidsLimit}}", "fmt").out.strip() == "33"
+    bad = d.berth("update", "--cpuset-cpus", "0-63", "fmt", check=False)
+    assert bad.returncode != 0 and "Requested CPUs are not available" in bad.err
+    d.berth("run", "--name", "done", "busybox", "true")
+    out = d.berth("system", "prune", "-f").out
+    assert "Deleted Containers:" in out and "Total reclaimed space:" in out
+    assert d.docker("ps", "-aq").out.split() == [d.docker("inspect", "-f", "{{.Id}}", "fmt").out.strip()[:12]]

@@ -179,7 +179,12 @@ fn completion(shell: CompletionShell) {
         CompletionShell::Powershell => Shell::PowerShell,
     };
     let mut command = crate::cli::command();
-    clap_complete::generate(shell, &mut command, "berth", &mut std::io::stdout());
+    // Generated into memory first: clap_complete panics on a write error, and a
+    // reader such as `head` may close the pipe early.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "berth", &mut script);
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(&script);
 }
 
 /// Asks a yes/no question on the terminal; anything but y/Y is no.
