@@ -637,11 +637,103 @@ def volume_rows(base, runs):
     return rows
 
 
+def busy_jiffies():
+    """CPU time the whole machine spent not idle, in seconds."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def api_get(sock_path, path):
+    """One GET over the API socket, read to the end (Connection: close)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(60)
+    s.connect(str(sock_path))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    while s.recv(1 << 16):
+        pass
+    s.close()
+
+
+def health_cpu(peer, containers, interval_s, window_s):
+    """Machine CPU seconds spent over `window_s` with `containers` probing `true` every
+    `interval_s`, minus the same containers without a healthcheck, and the probes run."""
+    def measure(health):
+        names = [f"hc{'p' if health else 'b'}{i}" for i in range(containers)]
+        flags = ["--health-cmd", "true", "--health-interval", f"{int(interval_s * 1000)}ms"] if health else []
+        for n in names:
+            docker(peer, "run", "-d", "--name", n, "--network", "none", *flags, "busybox", "sleep", "600")
+        time.sleep(min(2.0, interval_s * 2))  # past the first probes and start-up
+        since = time.time()
+        cpu0 = busy_jiffies()
+        time.sleep(window_s)
+        cpu = busy_jiffies() - cpu0
+        until = time.time()
+        probes = 0
+        if health:
+            out = subprocess.run([DOCKER_CLI, "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
+                                  "--filter", "event=exec_die", "--format", "x"],
+                                 env=peer.env(), capture_output=True, text=True).stdout
+            probes = len(out.split())
+        docker(peer, "rm", "-f", *names)
+        return cpu, probes
+    base_cpu, _ = measure(False)
+    cpu, probes = measure(True)
+    return cpu - base_cpu, probes
+
+
+def everyday_rows(base, have_dockerd, runs):
+    """Health probe cost, idle load of 50 probing containers, and `system df` at scale."""
+    rows = []
+    tar = base / "busybox.tar"
+    peers = []
+    nan = float("nan")
+    try:
+        for cls in [Berth] + ([Dockerd] if have_dockerd else []):
+            root = base / f"{cls.name}-everyday"
+            (root / "run").mkdir(parents=True)
+            peer = cls(root)
+            peer.start()
+            docker(peer, "import", "-c", 'CMD ["sh"]', str(tar), "busybox")
+            peers.append(peer)
+        per_probe, load = {}, {}
+        for peer in peers:
+            cpu, probes = health_cpu(peer, 10, 0.2, 6)
+            per_probe[peer.name] = cpu / max(probes, 1) * 1000
+            cpu, _ = health_cpu(peer, 50, 1.0, 10)
+            load[peer.name] = cpu / 10 * 100
+        rows.append(row("host CPU per health probe of `true` (target ≤ 5 ms)", per_probe["berthd"],
+                        per_probe.get("dockerd", nan), "ms"))
+        rows.append(row("50 containers probing every 1 s: CPU, % of one core (target < 5 %)", load["berthd"],
+                        load.get("dockerd", nan), "%"))
+        df = {}
+        for peer in peers:
+            import_many(peer, 100)
+            for i in range(50):
+                docker(peer, "volume", "create", f"dfv{i}")
+            for i in range(100):
+                if i < 10:
+                    docker(peer, "run", "--name", f"dfc{i}", "--network", "none", "-v", f"dfv{i}:/v", "busybox",
+                           "sh", "-c", "head -c 1000000 /dev/zero > /w; cp /w /v/w")
+                else:
+                    docker(peer, "create", "--name", f"dfc{i}", "--network", "none", "busybox", "true")
+            api_get(peer.sock, "/system/df")
+            df[peer.name] = median_time(lambda: api_get(peer.sock, "/system/df"), runs) * 1000
+        rows.append(row("GET /system/df, 100 images, 100 containers, 50 volumes (target ≤ 50 ms)", df["berthd"],
+                        df.get("dockerd", nan), "ms"))
+    finally:
+        for peer in peers:
+            subprocess.run([DOCKER_CLI, "rm", "-f", *[f"dfc{i}" for i in range(100)]], env=peer.env(),
+                           capture_output=True)
+            peer.stop()
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--images", type=int, default=100)
-    parser.add_argument("--only", choices=["network", "registry", "volume", "build"], help="run one group of rows")
+    parser.add_argument("--only", choices=["network", "registry", "volume", "build", "everyday"], help="run one group of rows")
     args = parser.parse_args()
     have_dockerd = shutil.which("dockerd") is not None
     base = Path(tempfile.mkdtemp(prefix="berth-bench-"))
@@ -655,6 +747,8 @@ def main():
                 rows.extend(volume_rows(base, args.runs))
             elif args.only == "build":
                 rows.extend(build_rows(base, have_dockerd, args.runs))
+            elif args.only == "everyday":
+                rows.extend(everyday_rows(base, have_dockerd, args.runs))
             else:
                 rows.extend({"network": network_rows, "registry": registry_rows}[args.only](base, have_dockerd, args.runs))
             return print_rows(rows)
@@ -707,6 +801,7 @@ def main():
         rows.extend(network_rows(base, have_dockerd, args.runs))
         rows.extend(registry_rows(base, have_dockerd, args.runs))
         rows.extend(build_rows(base, have_dockerd, args.runs))
+        rows.extend(everyday_rows(base, have_dockerd, args.runs))
     finally:
         for link in BENCH_BRIDGES:
             subprocess.run(["ip", "link", "del", link], capture_output=True)

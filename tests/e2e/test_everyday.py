@@ -78,6 +78,23 @@ def test_health_goes_starting_unhealthy_healthy(bb):
     assert bad.returncode != 0 and "Unrecognised filter value for health: bogus" in bad.err
 
 
+def test_probe_runs_as_the_container(bb):
+    """Probes run inside the container: its namespaces, user, capabilities, cwd, env."""
+    d = bb
+    d.docker("run", "-d", "--name", "inside", "--hostname", "probed", "--user", "65534:65534",
+             "--cap-drop", "ALL", "-w", "/tmp", "-e", "MARK=here", "--health-interval", "200ms",
+             "--health-cmd", "id -u; hostname; pwd; echo $MARK; grep CapBnd /proc/self/status; "
+                             "tr '\\0' ' ' < /proc/1/cmdline",
+             "busybox", "sleep", "60")
+    wait_for(lambda: health(d, "inside")["Status"] == "healthy")
+    lines = health(d, "inside")["Log"][-1]["Output"].splitlines()
+    assert lines[:4] == ["65534", "probed", "/tmp", "here"], lines
+    assert lines[4].split() == ["CapBnd:", "0000000000000000"], lines
+    assert lines[5].strip() == "sleep 60", "pid 1 is the container's own process"
+    cid = d.docker("inspect", "-f", "{{.Id}}", "inside").out.strip()
+    assert cgroup_file("pids", cid, "pids.current") != "", "the container's cgroup exists"
+
+
 def test_health_timeout_missing_command_and_none(bb):
     d = bb
     d.docker("run", "-d", "--name", "slow", "--health-cmd", "sleep 30", "--health-interval", "200ms",

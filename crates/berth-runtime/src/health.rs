@@ -211,20 +211,6 @@ impl Health {
     }
 }
 
-/// Joins the stdout and stderr payloads of Docker's multiplexed frames, keeping at most
-/// [`OUTPUT_LIMIT`] bytes.
-pub fn demux_output(mut framed: &[u8]) -> String {
-    let mut out = Vec::new();
-    while framed.len() >= 8 {
-        let len = u32::from_be_bytes([framed[4], framed[5], framed[6], framed[7]]) as usize;
-        let end = (8 + len).min(framed.len());
-        out.extend_from_slice(&framed[8..end]);
-        framed = &framed[end..];
-    }
-    out.truncate(OUTPUT_LIMIT);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Docker's rendering of a probe timeout, e.g. "Health check exceeded timeout (2s)".
 pub fn timeout_message(timeout: Duration) -> String {
     let secs = timeout.as_secs_f64();
@@ -314,18 +300,6 @@ mod tests {
         let mut h = Health::starting();
         h.record(result(0), 1, true);
         assert_eq!(h.record(result(1), 1, true), Some(HealthStatus::Unhealthy));
-    }
-
-    #[test]
-    fn output_is_demuxed_and_capped() {
-        let mut framed = berth_shim_proto::frame_header(1, 3).to_vec();
-        framed.extend_from_slice(b"ok\n");
-        framed.extend_from_slice(&berth_shim_proto::frame_header(2, 4));
-        framed.extend_from_slice(b"err\n");
-        assert_eq!(demux_output(&framed), "ok\nerr\n");
-        let mut big = berth_shim_proto::frame_header(1, 10000).to_vec();
-        big.extend(std::iter::repeat_n(b'x', 10000));
-        assert_eq!(demux_output(&big).len(), OUTPUT_LIMIT);
     }
 
     #[test]

@@ -29,5 +29,5 @@ pub mod update;
 pub mod user;
 
 pub use error::{Error, Result};
-pub use manager::{Change, Exec, Runtime, RuntimeConfig, RuntimeEvent};
+pub use manager::{Change, Exec, Runtime, RuntimeConfig, RuntimeEvent, VolumeUsage};
 pub use record::{Container, ContainerRecord, ContainerState, NetworkAttachment, Status};

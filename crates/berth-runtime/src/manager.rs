@@ -56,6 +56,13 @@ struct PendingAttach {
     ready: oneshot::Receiver<()>,
 }
 
+/// What a volume takes on disk and how many containers mount it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VolumeUsage {
+    pub size: u64,
+    pub refs: usize,
+}
+
 /// A `docker exec` instance.
 #[derive(Debug, Clone)]
 pub struct Exec {
@@ -66,8 +73,6 @@ pub struct Exec {
     pub exit_code: Option<i32>,
     pub pid: i32,
     pub dir: PathBuf,
-    /// The exit was collected from the exec's shim: its files are no longer needed.
-    pub reaped: bool,
 }
 
 pub struct Runtime {
@@ -1320,43 +1325,53 @@ impl Runtime {
         )
     }
 
-    /// Bytes in a volume; kept while no container that mounts it runs again.
-    pub fn volume_size(&self, name: &str) -> u64 {
-        // A volume made again under the same name starts a new stamp.
-        let created = self
-            .volumes
-            .get(name)
-            .map(|v| v.created_at)
-            .unwrap_or_default();
-        let mut stamp = Some(format!("{created};"));
+    /// Size and number of users of every volume, in one pass over the containers.
+    /// A volume's size is kept while no container that mounts it runs again.
+    pub fn volume_usage(&self) -> HashMap<String, VolumeUsage> {
+        // Per volume: the users, and the stamp its kept size is valid under (none while
+        // a user runs). A volume made again under the same name starts a new stamp.
+        let mut users: HashMap<String, (usize, Option<String>)> = HashMap::new();
         for c in self.containers.all() {
-            if !c
-                .record()
+            let record = c.record.read().unwrap_or_else(|p| p.into_inner());
+            let volumes: Vec<&str> = record
                 .mounts
                 .iter()
-                .any(|m| m.kind == "volume" && m.name == name)
-            {
+                .filter(|m| m.kind == "volume")
+                .map(|m| m.name.as_str())
+                .collect();
+            if volumes.is_empty() {
                 continue;
             }
-            let state = c.state();
-            if state.is_running() {
-                stamp = None;
-                break;
-            }
-            if let Some(s) = &mut stamp {
-                s.push_str(&format!(
-                    "{}|{}|{};",
-                    c.id(),
-                    state.started_at,
-                    state.finished_at
-                ));
+            let state = c.state.lock().unwrap_or_else(|p| p.into_inner());
+            for name in volumes {
+                let entry = users
+                    .entry(name.to_string())
+                    .or_insert_with(|| (0, Some(String::new())));
+                entry.0 += 1;
+                if state.is_running() {
+                    entry.1 = None;
+                } else if let Some(stamp) = &mut entry.1 {
+                    stamp.push_str(&format!(
+                        "{}|{}|{};",
+                        record.id, state.started_at, state.finished_at
+                    ));
+                }
             }
         }
-        self.sizes.size(
-            &format!("v/{name}"),
-            stamp.as_deref(),
-            &self.volumes.data_path(name),
-        )
+        let mut out = HashMap::new();
+        for volume in self.volumes.list().unwrap_or_default() {
+            let (refs, stamp) = users
+                .remove(&volume.name)
+                .unwrap_or_else(|| (0, Some(String::new())));
+            let stamp = stamp.map(|s| format!("{};{s}", volume.created_at));
+            let size = self.sizes.size(
+                &format!("v/{}", volume.name),
+                stamp.as_deref(),
+                &self.volumes.data_path(&volume.name),
+            );
+            out.insert(volume.name, VolumeUsage { size, refs });
+        }
+        out
     }
 
     pub fn volumes(&self) -> &Arc<VolumeStore> {
@@ -1611,14 +1626,19 @@ impl Runtime {
                     continue;
                 }
                 let counts_as_start = in_start_period();
-                let result = runtime.probe(&record.id, &config).await;
+                let result = runtime.probe(&container, &config).await;
                 if !current(&container) {
                     return;
                 }
+                // Every probe updates the log in memory; the state file is written when
+                // the verdict or the failing streak changes, so a steady healthy
+                // container costs no disk write per probe.
                 let mut changed = None;
-                let _ = container.update_state(|s| {
+                let _ = container.update_state_lazily(|s| {
                     let health = s.health.get_or_insert_with(Health::starting);
+                    let streak = health.failing_streak;
                     changed = health.record(result, config.retries, counts_as_start);
+                    changed.is_some() || health.failing_streak != streak
                 });
                 if let Some(status) = changed {
                     runtime.emit(&format!("health_status: {}", status.as_str()), &record, &[]);
@@ -1627,9 +1647,11 @@ impl Runtime {
         });
     }
 
-    /// One probe: an exec whose output and exit code become a log entry. A probe that
-    /// cannot start or outlives its timeout counts as failed with exit code -1.
-    async fn probe(self: &Arc<Self>, container_id: &str, config: &HealthConfig) -> ProbeResult {
+    /// One probe, run by the container's own shim in the container's namespaces, as
+    /// its user and with its capabilities; no new shim or runtime process per probe.
+    /// A probe that cannot start or outlives its timeout counts as failed (-1). The
+    /// exec events Docker sends for every probe are sent too.
+    async fn probe(self: &Arc<Self>, container: &Container, config: &HealthConfig) -> ProbeResult {
         let start = now();
         let failed = |start: String, output: String| ProbeResult {
             start,
@@ -1637,96 +1659,83 @@ impl Runtime {
             exit_code: -1,
             output,
         };
-        let exec_config = json!({
-            "Cmd": config.probe.argv(),
-            "AttachStdout": true,
-            "AttachStderr": true,
-            "Tty": false,
-        });
-        let exec_id = match self.exec_create(container_id, exec_config) {
-            Ok(id) => id,
+        let record = container.record();
+        let args = config.probe.argv();
+        let exec_id = fsutil::random_hex(32);
+        let command = args.join(" ");
+        self.emit(
+            &format!("exec_create: {command}"),
+            &record,
+            &[("execID", exec_id.clone())],
+        );
+        let spec = match self.probe_spec(container, &record, args, config) {
+            Ok(spec) => spec,
             Err(e) => return failed(start, e.to_string()),
         };
-        let result = match self.exec_start(&exec_id, true, Some(false), None).await {
-            Err(e) => failed(start, e.to_string()),
-            Ok(None) => failed(start, "the probe produced no output stream".into()),
-            Ok(Some(mut stream)) => {
-                use tokio::io::AsyncReadExt;
-                let mut framed = Vec::new();
-                let read = tokio::time::timeout(config.timeout, async {
-                    // Read at most a little more than Docker keeps; the rest is drained
-                    // so the probe never blocks on a full pipe.
-                    let mut chunk = [0u8; 8192];
-                    loop {
-                        match stream.read(&mut chunk).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) if framed.len() < 4 * crate::health::OUTPUT_LIMIT => {
-                                framed.extend_from_slice(&chunk[..n])
-                            }
-                            Ok(_) => {}
-                        }
-                    }
-                })
-                .await;
-                match read {
-                    Err(_) => {
-                        self.exec_kill(&exec_id).await;
-                        failed(start, crate::health::timeout_message(config.timeout))
-                    }
-                    Ok(()) => {
-                        let code = self.exec_exit_code(&exec_id).await;
-                        ProbeResult {
-                            start,
-                            end: now(),
-                            exit_code: code,
-                            output: crate::health::demux_output(&framed),
-                        }
-                    }
-                }
-            }
+        self.emit(
+            &format!("exec_start: {command}"),
+            &record,
+            &[("execID", exec_id.clone())],
+        );
+        let client = ShimClient::new(self.run_dir(&record.id).join("shim.sock"));
+        // The shim kills the probe at its timeout; this only guards against a shim
+        // that stopped answering.
+        let answer = tokio::time::timeout(
+            config.timeout + Duration::from_secs(5),
+            client.call(Request::Probe(spec)),
+        )
+        .await;
+        let result = match answer {
+            Err(_) => failed(start, crate::health::timeout_message(config.timeout)),
+            Ok(Err(e)) => failed(start, e.to_string()),
+            Ok(Ok(Response::Probed(outcome))) => match (outcome.exit_code, outcome.timed_out) {
+                (_, true) => failed(start, crate::health::timeout_message(config.timeout)),
+                (Some(code), false) => ProbeResult {
+                    start,
+                    end: now(),
+                    exit_code: code,
+                    output: outcome.output,
+                },
+                (None, false) => failed(start, outcome.error.unwrap_or(outcome.output)),
+            },
+            Ok(Ok(other)) => failed(start, format!("unexpected answer from the shim: {other:?}")),
         };
-        self.exec_forget(&exec_id);
+        self.emit(
+            "exec_die",
+            &record,
+            &[
+                ("execID", exec_id),
+                ("exitCode", result.exit_code.to_string()),
+            ],
+        );
         result
     }
 
-    /// The exit code of an exec whose output has ended: the shim records it before it
-    /// closes the stream, so this settles at once.
-    async fn exec_exit_code(&self, exec_id: &str) -> i32 {
-        for _ in 0..100 {
-            match self.exec_get(exec_id) {
-                Ok(Exec {
-                    exit_code: Some(code),
-                    ..
-                }) => return code,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-                Err(_) => break,
-            }
-        }
-        -1
-    }
-
-    async fn exec_kill(&self, exec_id: &str) {
-        if let Ok(exec) = self.exec_get(exec_id) {
-            let _ = ShimClient::new(exec.dir.join("shim.sock"))
-                .call(Request::Kill {
-                    signal: libc::SIGKILL,
-                    all: true,
-                })
-                .await;
-        }
-    }
-
-    /// Drops a finished exec and its files; health probes do this, as Docker does not
-    /// keep its probes' execs either.
-    fn exec_forget(&self, exec_id: &str) {
-        let mut execs = self.execs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(exec) = execs.remove(exec_id) {
-            // While the exec's waiter still runs it needs the files; it removes them
-            // itself when it finds the exec gone.
-            if exec.reaped {
-                let _ = fsutil::remove_tree(&exec.dir);
-            }
-        }
+    fn probe_spec(
+        &self,
+        container: &Container,
+        record: &ContainerRecord,
+        args: Vec<String>,
+        config: &HealthConfig,
+    ) -> Result<berth_shim_proto::ProbeSpec> {
+        let user = user::resolve(&container.dir.join("merged"), record.config_str("User"))?;
+        let capabilities = if record.host_bool("Privileged") {
+            spec::host_capabilities()
+        } else {
+            spec::capabilities(&record.host_config)?
+        };
+        Ok(berth_shim_proto::ProbeSpec {
+            args,
+            env: container_env(record, &user),
+            cwd: record.config_str("WorkingDir").to_string(),
+            uid: user.uid,
+            gid: user.gid,
+            additional_gids: user.additional_gids.clone(),
+            capabilities,
+            no_new_privileges: spec::no_new_privileges(&record.host_config),
+            timeout_ms: config.timeout.as_millis() as u64,
+            output_limit: crate::health::OUTPUT_LIMIT,
+        })
     }
 
     // ---------------------------------------------------------------- exec
@@ -1762,7 +1771,6 @@ impl Runtime {
                 exit_code: None,
                 pid: 0,
                 dir,
-                reaped: false,
             },
         );
         let command = str_list(&config["Cmd"]).join(" ");
@@ -1956,23 +1964,14 @@ impl Runtime {
                 .map(|s| s.exit_code)
                 .unwrap_or(255),
             };
-            let forgotten = {
-                let mut execs = runtime.execs.lock().unwrap_or_else(|p| p.into_inner());
-                match execs.get_mut(&exec_id) {
-                    Some(e) => {
-                        e.running = false;
-                        e.exit_code = Some(code);
-                        e.reaped = true;
-                        false
-                    }
-                    None => true,
-                }
-            };
-            if forgotten {
-                // A health probe dropped it while it ran: its files go now.
-                if let Some(dir) = shim_config.exit_file.parent() {
-                    let _ = fsutil::remove_tree(dir);
-                }
+            if let Some(e) = runtime
+                .execs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&exec_id)
+            {
+                e.running = false;
+                e.exit_code = Some(code);
             }
             runtime.emit(
                 "exec_die",

@@ -198,6 +198,22 @@ impl Container {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Changes the state in memory, and writes it through only when `change` returns
+    /// true: for changes too frequent to write every time (health probe logs), whose
+    /// latest value goes to disk with the next written change.
+    pub fn update_state_lazily(
+        &self,
+        change: impl FnOnce(&mut ContainerState) -> bool,
+    ) -> Result<ContainerState> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = state.clone();
+        if change(&mut next) {
+            fsutil::write_json_atomic(&self.dir.join("state.json"), &next)?;
+        }
+        *state = next.clone();
+        Ok(next)
+    }
+
     /// Changes the state and writes it through.
     pub fn update_state(&self, change: impl FnOnce(&mut ContainerState)) -> Result<ContainerState> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -202,11 +202,9 @@ pub fn init_binary() -> Option<std::path::PathBuf> {
 
 const INIT_PATH: &str = "/sbin/docker-init";
 
-pub fn generate(record: &ContainerRecord, inputs: &SpecInputs) -> Result<Value> {
-    let host = &record.host_config;
-    let privileged = host["Privileged"].as_bool().unwrap_or(false);
-    let caps = capabilities(host)?;
-    let no_new_privs = host["SecurityOpt"]
+/// `--security-opt no-new-privileges` in any of its spellings.
+pub fn no_new_privileges(host: &Value) -> bool {
+    host["SecurityOpt"]
         .as_array()
         .into_iter()
         .flatten()
@@ -215,7 +213,14 @@ pub fn generate(record: &ContainerRecord, inputs: &SpecInputs) -> Result<Value> 
             o == "no-new-privileges"
                 || o == "no-new-privileges:true"
                 || o == "no-new-privileges=true"
-        });
+        })
+}
+
+pub fn generate(record: &ContainerRecord, inputs: &SpecInputs) -> Result<Value> {
+    let host = &record.host_config;
+    let privileged = host["Privileged"].as_bool().unwrap_or(false);
+    let caps = capabilities(host)?;
+    let no_new_privs = no_new_privileges(host);
     let mut args = vec![record.path.clone()];
     args.extend(record.args.iter().cloned());
     let init = host["Init"].as_bool().unwrap_or(false);

@@ -93,6 +93,43 @@ pub enum Request {
     /// Freezes or thaws the container (cgroup freezer).
     Pause,
     Resume,
+    /// Runs a health probe inside the container and answers with [`ProbeOutcome`]
+    /// when it ends or its timeout passes (then it is killed).
+    Probe(ProbeSpec),
+}
+
+/// A short command run in a running container's namespaces and cgroup, as the
+/// container's own user, with its capabilities: what a healthcheck runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProbeSpec {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
+    /// `CAP_…` names: the bounding, effective and permitted sets.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    pub timeout_ms: u64,
+    /// Bytes of output to keep (stdout and stderr together).
+    pub output_limit: usize,
+}
+
+/// How a probe went.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProbeOutcome {
+    /// The command's exit code; `None` when it could not be run or timed out.
+    pub exit_code: Option<i32>,
+    pub output: String,
+    /// Why it could not run, in the words of the failing step.
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub timed_out: bool,
 }
 
 /// The answer to a [`Request`].
@@ -103,6 +140,7 @@ pub enum Response {
     Error { message: String },
     State { pid: i32, exited: bool },
     Exited(ExitStatus),
+    Probed(ProbeOutcome),
 }
 
 /// How the process ended; the shim writes it atomically to `exit_file`.

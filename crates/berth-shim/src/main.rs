@@ -10,6 +10,7 @@
 
 mod external;
 mod log;
+mod probe;
 mod serve;
 mod spawn;
 mod sys;

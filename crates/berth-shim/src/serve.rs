@@ -11,6 +11,7 @@ use berth_shim_proto::{frame_header, ExitStatus, Request, Response, ShimConfig};
 use chrono::{SecondsFormat, Utc};
 
 use crate::log::JsonLog;
+use crate::probe;
 use crate::spawn::Process;
 use crate::sys;
 use crate::Mode;
@@ -38,6 +39,10 @@ enum ClientKind {
         stderr: bool,
     },
     Waiting,
+    /// Waiting for the health probe it asked for.
+    Probing {
+        id: u64,
+    },
     /// Answered; closed once its output is flushed.
     Done,
 }
@@ -75,6 +80,10 @@ pub struct Shim {
     exit: Option<ExitStatus>,
     exited_at: Option<Instant>,
     finalized_at: Option<Instant>,
+    probes: Vec<probe::Running>,
+    next_probe: u64,
+    /// Opened at the first probe, kept for the others.
+    probe_handles: Option<probe::Handles>,
 }
 
 impl Shim {
@@ -103,6 +112,9 @@ impl Shim {
             exit: None,
             exited_at: None,
             finalized_at: None,
+            probes: Vec::new(),
+            next_probe: 0,
+            probe_handles: None,
         };
         shim.adopt_stdio();
         shim
@@ -188,6 +200,20 @@ impl Shim {
             }
             fds.push(pfd(c.stream.as_raw_fd(), events));
         }
+        let probe_base = fds.len();
+        for p in &self.probes {
+            fds.push(pfd(p.pidfd.as_raw_fd(), libc::POLLIN));
+            // A closed pipe keeps reporting POLLHUP whatever is asked: once it has
+            // ended, poll skips it (a negative fd) until the exit comes.
+            fds.push(pfd(
+                if p.output_open() {
+                    p.output.as_raw_fd()
+                } else {
+                    -1
+                },
+                libc::POLLIN,
+            ));
+        }
         let stdin_slot = match (&self.stdin, self.stdin_pending.is_empty()) {
             (Some(f), false) => {
                 fds.push(pfd(f.as_raw_fd(), libc::POLLOUT));
@@ -195,7 +221,11 @@ impl Shim {
             }
             _ => None,
         };
-        let timeout = if self.exit.is_some() { 50 } else { 1000 };
+        let mut timeout = if self.exit.is_some() { 50 } else { 1000 };
+        if let Some(next) = self.probes.iter().map(|p| p.deadline).min() {
+            let left = next.saturating_duration_since(Instant::now()).as_millis() as i32;
+            timeout = timeout.min(left + 1);
+        }
         // SAFETY: fds is a valid array of pollfd for the duration of the call.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if ready < 0 {
@@ -215,7 +245,14 @@ impl Shim {
                 self.read_output(i);
             }
         }
-        let client_count = fds.len() - client_base - usize::from(stdin_slot.is_some());
+        for i in 0..self.probes.len() {
+            if fds[probe_base + 2 * i + 1].revents != 0 {
+                self.probes[i].read_output();
+            }
+        }
+        self.reap_children();
+        self.settle_probes();
+        let client_count = probe_base - client_base;
         for i in 0..client_count.min(self.clients.len()) {
             let revents = fds[client_base + i].revents;
             if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
@@ -402,7 +439,8 @@ impl Shim {
                     }
                 }
             }
-            ClientKind::Attached { .. } => {}
+            // A client that half-closes still gets its answer.
+            ClientKind::Attached { .. } | ClientKind::Probing { .. } => {}
             ClientKind::Waiting => client.dead = true,
             ClientKind::Request | ClientKind::Done => client.dead = true,
         }
@@ -478,9 +516,86 @@ impl Shim {
             },
             Request::Pause => to_response(self.process.pause()),
             Request::Resume => to_response(self.process.resume()),
+            Request::Probe(spec) => {
+                if self.mode != Mode::Init || !self.started || self.exit.is_some() {
+                    Response::Error {
+                        message: "the container is not running".into(),
+                    }
+                } else {
+                    self.next_probe += 1;
+                    let handles = match self.probe_handles.take() {
+                        Some(handles) => Ok(handles),
+                        None => probe::Handles::open(self.process.pid()),
+                    };
+                    let started = handles.and_then(|handles| {
+                        let started = probe::start(self.next_probe, &handles, &spec);
+                        self.probe_handles = Some(handles);
+                        started
+                    });
+                    match started {
+                        Ok(running) => {
+                            self.clients[index].kind = ClientKind::Probing { id: running.id };
+                            self.probes.push(running);
+                            return;
+                        }
+                        Err(e) => Response::Error {
+                            message: format!("starting the probe: {e}"),
+                        },
+                    }
+                }
+            }
         };
         self.respond(index, &response);
         self.clients[index].kind = ClientKind::Done;
+    }
+
+    /// Collects every exited child. Besides the process and the probes, a probe's
+    /// command whose parent was killed is reparented to us (the subreaper); it must be
+    /// reaped at once, because a pid namespace cannot finish dying while a zombie of it
+    /// remains, and the container's own exit would never come.
+    fn reap_children(&mut self) {
+        loop {
+            let mut status = 0;
+            // SAFETY: status is a valid out-pointer; -1 waits for any child.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                return;
+            }
+            if pid == self.process.pid() && self.exit.is_none() {
+                self.record_exit(sys::exit_code(status), None);
+            } else if let Some(probe) = self.probes.iter_mut().find(|p| p.pid == pid) {
+                probe.status = Some(status);
+            }
+        }
+    }
+
+    /// Answers the probes that ended and kills those past their deadline.
+    fn settle_probes(&mut self) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.probes.len() {
+            let outcome = match self.probes[i].try_finish() {
+                Some(outcome) => Some(outcome),
+                None if now >= self.probes[i].deadline || self.exit.is_some() => {
+                    Some(self.probes[i].kill())
+                }
+                None => None,
+            };
+            let Some(outcome) = outcome else {
+                i += 1;
+                continue;
+            };
+            let id = self.probes.remove(i).id;
+            if let Some(index) = self
+                .clients
+                .iter()
+                .position(|c| c.kind == ClientKind::Probing { id })
+            {
+                self.respond(index, &Response::Probed(outcome));
+                self.clients[index].kind = ClientKind::Done;
+                self.flush_client(index);
+            }
+        }
     }
 
     fn start(&mut self) -> Response {

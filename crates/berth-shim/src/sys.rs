@@ -32,6 +32,13 @@ pub fn fork() -> io::Result<Fork> {
     Ok(if pid == 0 { Fork::Child } else { Fork::Parent })
 }
 
+/// fork(2) from the running shim's loop (single-threaded), returning the child's pid
+/// to the parent and 0 to the child.
+pub fn fork_pid() -> io::Result<libc::pid_t> {
+    // SAFETY: the shim is single-threaded, so the child may run arbitrary code.
+    check(unsafe { libc::fork() })
+}
+
 pub fn setsid() -> io::Result<()> {
     // SAFETY: no arguments; fails harmlessly if already a session leader.
     check(unsafe { libc::setsid() }).map(|_| ())

@@ -377,6 +377,10 @@ pub async fn disk_usage(State(daemon): State<AppState>, params: Params) -> ApiRe
                 layers_of.push(seen);
             }
             let layers_size: u64 = holders.values().map(|(size, _)| size).sum();
+            let mut users_of_image: std::collections::HashMap<String, usize> = Default::default();
+            for c in &containers {
+                *users_of_image.entry(c.record().image).or_default() += 1;
+            }
             let mut image_docs = Vec::new();
             for (view, layers) in views.iter().zip(&layers_of) {
                 let image = &view.image;
@@ -386,10 +390,7 @@ pub async fn disk_usage(State(daemon): State<AppState>, params: Params) -> ApiRe
                     .filter(|(_, n)| *n > 1)
                     .map(|(size, _)| size)
                     .sum();
-                let users = containers
-                    .iter()
-                    .filter(|c| c.record().image == image.id.as_str())
-                    .count();
+                let users = users_of_image.get(image.id.as_str()).copied().unwrap_or(0);
                 image_docs.push(json!({
                     "Id": image.id,
                     "ParentId": image.record.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
@@ -436,6 +437,7 @@ pub async fn disk_usage(State(daemon): State<AppState>, params: Params) -> ApiRe
         }
         if wants("volume") {
             let volumes = runtime.volumes();
+            let usage = runtime.volume_usage();
             let docs: Vec<Value> = volumes
                 .list()
                 .unwrap_or_default()
@@ -449,7 +451,10 @@ pub async fn disk_usage(State(daemon): State<AppState>, params: Params) -> ApiRe
                         "Labels": v.labels,
                         "Scope": "local",
                         "Options": null,
-                        "UsageData": {"Size": runtime.volume_size(&v.name), "RefCount": runtime.volume_users(&v.name).len()},
+                        "UsageData": {
+                            "Size": usage.get(&v.name).map_or(0, |u| u.size),
+                            "RefCount": usage.get(&v.name).map_or(0, |u| u.refs),
+                        },
                     })
                 })
                 .collect();
