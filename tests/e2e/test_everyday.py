@@ -78,6 +78,22 @@ def test_health_goes_starting_unhealthy_healthy(bb):
     assert bad.returncode != 0 and "Unrecognised filter value for health: bogus" in bad.err
 
 
+def test_start_period_and_start_interval(bb):
+    """During the start period probes run at the start interval and failures do not
+    count; the first success makes the container healthy (berth's own CLI)."""
+    d = bb
+    d.berth("run", "-d", "--name", "sp", "--health-cmd", "test -f /tmp/ok", "--health-retries", "1",
+            "--health-interval", "1h", "--health-start-period", "1m", "--health-start-interval", "100ms",
+            "busybox", "sleep", "60")
+    wait_for(lambda: len(health(d, "sp")["Log"]) >= 3)
+    h = health(d, "sp")
+    assert h["Status"] == "starting" and h["FailingStreak"] == 0, h
+    d.docker("exec", "sp", "touch", "/tmp/ok")
+    wait_for(lambda: health(d, "sp")["Status"] == "healthy", timeout=5)
+    hc = json.loads(d.docker("inspect", "-f", "{{json .Config.Healthcheck}}", "sp").out)
+    assert hc["StartInterval"] == 100_000_000 and hc["StartPeriod"] == 60_000_000_000
+
+
 def test_probe_runs_as_the_container(bb):
     """Probes run inside the container: its namespaces, user, capabilities, cwd, env."""
     d = bb

@@ -805,6 +805,9 @@ pub struct ContainerOpts {
     /// countdown (ms|s|m|h) (default 0s)
     #[arg(long = "health-start-period", value_name = "duration")]
     pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-interval", value_name = "duration")]
+    pub health_start_interval: Option<String>,
     /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
     #[arg(long = "health-timeout", value_name = "duration")]
     pub health_timeout: Option<String>,

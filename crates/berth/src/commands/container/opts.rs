@@ -1135,10 +1135,15 @@ fn parse_health(opts: &ContainerOpts) -> Result<Option<Value>, OptError> {
     let interval = duration(&opts.health_interval, "--health-interval")?;
     let timeout = duration(&opts.health_timeout, "--health-timeout")?;
     let start_period = duration(&opts.health_start_period, "--health-start-period")?;
+    let start_interval = duration(&opts.health_start_interval, "--health-start-interval")?;
     let retries = opt_int(&opts.health_retries, "--health-retries")?.unwrap_or(0);
     let cmd = opts.health_cmd.clone().unwrap_or_default();
-    let have_settings =
-        !cmd.is_empty() || interval != 0 || timeout != 0 || start_period != 0 || retries != 0;
+    let have_settings = !cmd.is_empty()
+        || interval != 0
+        || timeout != 0
+        || start_period != 0
+        || start_interval != 0
+        || retries != 0;
     if opts.no_healthcheck {
         if have_settings {
             return Err(OptError::Plain(
@@ -1155,6 +1160,7 @@ fn parse_health(opts: &ContainerOpts) -> Result<Option<Value>, OptError> {
         (timeout, "--health-timeout"),
         (retries, "--health-retries"),
         (start_period, "--health-start-period"),
+        (start_interval, "--health-start-interval"),
     ] {
         if value < 0 {
             return Err(OptError::Plain(format!("{name} cannot be negative")));
@@ -1170,6 +1176,7 @@ fn parse_health(opts: &ContainerOpts) -> Result<Option<Value>, OptError> {
         "Interval": interval,
         "Timeout": timeout,
         "StartPeriod": start_period,
+        "StartInterval": start_interval,
         "Retries": retries,
     })))
 }
