@@ -50,7 +50,8 @@ pub struct Running {
 /// probe of this run.
 pub struct Handles {
     namespaces: Vec<(String, OwnedFd)>,
-    cgroup_procs: Vec<PathBuf>,
+    /// `cgroup.procs` of each of the container's hierarchies, open for writing.
+    cgroup_procs: Vec<File>,
     container_pid_ns: OwnedFd,
     own_pid_ns: OwnedFd,
 }
@@ -66,7 +67,11 @@ impl Handles {
         let cgroups = std::fs::read_to_string(proc_dir.join("cgroup"))?;
         Ok(Handles {
             namespaces,
-            cgroup_procs: cgroup_procs_files(&cgroups, Path::new("/sys/fs/cgroup")),
+            // A hierarchy the container does not use (or a read-only one) is skipped.
+            cgroup_procs: cgroup_procs_files(&cgroups, Path::new("/sys/fs/cgroup"))
+                .iter()
+                .filter_map(|path| std::fs::OpenOptions::new().write(true).open(path).ok())
+                .collect(),
             container_pid_ns: File::open(proc_dir.join("ns/pid"))?.into(),
             own_pid_ns: File::open("/proc/self/ns/pid")?.into(),
         })
@@ -282,10 +287,9 @@ fn setns(fd: &OwnedFd, kind: libc::c_int) -> io::Result<()> {
 /// In the probe's process (already in the container's pid namespace): joins the
 /// container's cgroups and its other namespaces.
 fn enter(handles: &Handles) -> Result<(), String> {
-    for file in &handles.cgroup_procs {
-        // "0" is the writer itself. A hierarchy the container does not use (or a
-        // read-only one) is skipped.
-        let _ = std::fs::write(file, "0");
+    for mut file in &handles.cgroup_procs {
+        // "0" is the writer itself.
+        let _ = file.write_all(b"0");
     }
     for (name, fd) in &handles.namespaces {
         setns(fd, 0).map_err(|e| format!("joining the container's {name} namespace: {e}"))?;
