@@ -146,6 +146,9 @@ def row(name, berth, peer, unit, smaller_is_better=True):
 
 
 def busybox_tar(base):
+    out = base / "busybox.tar"
+    if out.exists():
+        return out
     rootfs = base / "bb-rootfs"
     (rootfs / "bin").mkdir(parents=True)
     for d in ("etc", "tmp", "proc", "sys", "dev"):
@@ -733,7 +736,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--images", type=int, default=100)
-    parser.add_argument("--only", choices=["network", "registry", "volume", "build", "everyday"], help="run one group of rows")
+    parser.add_argument("--only", choices=["containers", "network", "registry", "volume", "build", "everyday"], help="run one group of rows")
     args = parser.parse_args()
     have_dockerd = shutil.which("dockerd") is not None
     base = Path(tempfile.mkdtemp(prefix="berth-bench-"))
@@ -743,7 +746,9 @@ def main():
     try:
         if args.only:
             busybox_tar(base)
-            if args.only == "volume":
+            if args.only == "containers":
+                rows.extend(container_rows(base, have_dockerd, args.runs))
+            elif args.only == "volume":
                 rows.extend(volume_rows(base, args.runs))
             elif args.only == "build":
                 rows.extend(build_rows(base, have_dockerd, args.runs))

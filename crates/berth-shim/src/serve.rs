@@ -607,6 +607,7 @@ impl Shim {
         match self.process.start() {
             Ok(()) => {
                 self.started = true;
+                sys::drop_code_pages();
                 self.adopt_stdio();
                 match sys::pidfd_open(self.process.pid()) {
                     Ok(fd) => self.pidfd = Some(fd),
