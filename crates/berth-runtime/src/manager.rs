@@ -405,7 +405,7 @@ impl Runtime {
         }
         let dir = self.container_dir(&id);
         let made = (|| -> Result<()> {
-            for sub in ["upper", "work", "merged", "bundle"] {
+            for sub in ["upper", "work", "merged"] {
                 fsutil::ensure_dir(&dir.join(sub))?;
             }
             Ok(())
@@ -710,7 +710,10 @@ impl Runtime {
             extra_mounts: record.mounts.iter().map(mounts::to_spec).collect(),
         };
         let oci = spec::generate(record, &inputs)?;
-        let bundle = dir.join("bundle");
+        // The bundle is made anew for every run, so it lives with the run's other
+        // files in the exec root (a tmpfs), not on the data root's disk.
+        let bundle = run_dir.join("bundle");
+        fsutil::ensure_dir(&bundle)?;
         fsutil::write_json_atomic(&bundle.join("config.json"), &oci)?;
         let log_config = host["LogConfig"].clone();
         let log = match log_config["Type"].as_str().unwrap_or("json-file") {
@@ -1425,7 +1428,12 @@ impl Runtime {
                 )));
             }
         }
-        let _ = container.update_state(|s| s.status = Status::Removing);
+        // Not written through: the directory goes next, and a removal cut short by a
+        // crash leaves the container as it was, to be removed again.
+        let _ = container.update_state_lazily(|s| {
+            s.status = Status::Removing;
+            false
+        });
         self.release_networks(&container).await;
         self.teardown(&id);
         rootfs::unmount_all_under(&container.dir);
@@ -1897,7 +1905,7 @@ impl Runtime {
         fsutil::write_json_atomic(&process_path, &process)?;
         let shim_config = ShimConfig {
             id: record.id.clone(),
-            bundle: container.dir.join("bundle"),
+            bundle: self.run_dir(&record.id).join("bundle"),
             state_root: self.config.exec_root.join("libcontainer"),
             socket: exec.dir.join("shim.sock"),
             exit_file: exec.dir.join("exit.json"),
