@@ -156,7 +156,8 @@ pub enum CgroupDirs {
 }
 
 impl CgroupDirs {
-    fn v1(&self, controller: &str) -> PathBuf {
+    /// The directory holding `controller`'s files (v2 has one for all).
+    fn controller_dir(&self, controller: &str) -> PathBuf {
         match self {
             CgroupDirs::V1 { mount, relative } => mount.join(controller).join(relative),
             CgroupDirs::V2(dir) => dir.clone(),
@@ -195,7 +196,7 @@ pub fn cgroup_writes(
     let mut push = |file: PathBuf, value: String| out.push(CgroupWrite { file, value });
     match dirs {
         CgroupDirs::V1 { .. } => {
-            let dir = |c: &str| dirs.v1(c);
+            let dir = |c: &str| dirs.controller_dir(c);
             if touched("Memory") || touched("MemorySwap") {
                 let mem = dir("memory");
                 let limit = (
@@ -213,11 +214,11 @@ pub fn cgroup_writes(
                         },
                     )
                 });
-                let grow_swap_first = match (current_memsw, swap) {
-                    (Some(cur), s) if s < 0 => cur >= 0,
-                    (Some(cur), s) => cur >= 0 && memory > cur || s > cur,
-                    _ => false,
-                };
+                // The kernel wants memory ≤ memory+swap at every step: a growing
+                // memsw limit is raised first, a shrinking one lowered after memory.
+                let as_limit = |v: i64| if v < 0 { i64::MAX } else { v };
+                let grow_swap_first =
+                    current_memsw.is_some_and(|cur| as_limit(swap) > as_limit(cur));
                 if grow_swap_first {
                     if let Some((f, v)) = memsw.clone() {
                         push(f, v);
@@ -357,8 +358,10 @@ pub fn apply(writes: &[CgroupWrite]) -> Result<(), String> {
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
         if let Err(e) = std::fs::write(&w.file, &w.value) {
+            // What was read back is accepted again (v1 reads "unlimited" as a large
+            // number it takes; v2's files read as they are written).
             for (file, value) in done.iter().rev() {
-                let _ = std::fs::write(file, restore_value(file, value));
+                let _ = std::fs::write(file, value);
             }
             return Err(format!(
                 "failed to write {:?} to {:?}: {}",
@@ -370,12 +373,6 @@ pub fn apply(writes: &[CgroupWrite]) -> Result<(), String> {
         done.push((&w.file, old));
     }
     Ok(())
-}
-
-/// What a file read back must be written as: v1 reports "unlimited" as a huge number
-/// that the kernel accepts again; v2's `cpu.max` reads as it is written.
-fn restore_value(_file: &Path, value: &str) -> String {
-    value.to_string()
 }
 
 #[cfg(test)]
