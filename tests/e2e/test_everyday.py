@@ -519,3 +519,16 @@ def test_cli_help_completion_formats_details(bb):
     out = d.berth("system", "prune", "-f").out
     assert "Deleted Containers:" in out and "Total reclaimed space:" in out
     assert d.docker("ps", "-aq").out.split() == [d.docker("inspect", "-f", "{{.Id}}", "fmt").out.strip()[:12]]
+
+
+def test_image_prune_counts_only_the_layers_it_frees(bb):
+    d = bb
+    ctx = d.root / "pctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nLABEL prune=me\nRUN head -c 50000 /dev/zero > /f\n")
+    run([DOCKER, "build", "-q", "-t", "ontop", str(ctx)], env={**d.env(), "DOCKER_BUILDKIT": "0"})
+    report = d.client().images.prune(filters={"dangling": False, "label": "prune=me"})
+    assert {"Untagged": "ontop:latest"} in report["ImagesDeleted"]
+    # Its own 50 kB layer is freed; busybox's layer (about 2 MB) stays with busybox.
+    assert 50_000 <= report["SpaceReclaimed"] < 1_000_000, report
+    assert d.docker("images", "-q", "busybox").out.strip()

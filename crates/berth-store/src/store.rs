@@ -681,13 +681,24 @@ impl ImageStore {
             if self.read_index().children_of(&view.image.id) > 0 {
                 continue;
             }
+            // Space reclaimed is what the layers released took, as Docker counts it:
+            // layers another image still uses stay and count for nothing.
+            let layer_sizes: HashMap<String, u64> = self
+                .image_layers(&view.image)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| (l.chain_id.to_string(), l.size))
+                .collect();
             let before = items.len();
             if self
                 .delete_image(&view.image.id, true, false, usage, &mut items, false)
                 .is_ok()
-                && items.len() > before
             {
-                reclaimed += view.image.record.size;
+                for item in &items[before..] {
+                    if let DeleteItem::Deleted(id) = item {
+                        reclaimed += layer_sizes.get(id).copied().unwrap_or(0);
+                    }
+                }
             }
         }
         Ok((items, reclaimed))
