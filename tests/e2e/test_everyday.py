@@ -100,13 +100,15 @@ def test_probe_runs_as_the_container(bb):
     d.docker("run", "-d", "--name", "inside", "--hostname", "probed", "--user", "65534:65534",
              "--cap-drop", "ALL", "-w", "/tmp", "-e", "MARK=here", "--health-interval", "200ms",
              "--health-cmd", "id -u; hostname; pwd; echo $MARK; grep CapBnd /proc/self/status; "
-                             "tr '\\0' ' ' < /proc/1/cmdline",
+                             "tr '\\0' ' ' < /proc/1/cmdline; echo; ls /proc/self/fd | tr '\\n' ' '",
              "busybox", "sleep", "60")
     wait_for(lambda: health(d, "inside")["Status"] == "healthy")
     lines = health(d, "inside")["Log"][-1]["Output"].splitlines()
     assert lines[:4] == ["65534", "probed", "/tmp", "here"], lines
     assert lines[4].split() == ["CapBnd:", "0000000000000000"], lines
     assert lines[5].strip() == "sleep 60", "pid 1 is the container's own process"
+    # ls sees stdio and its own directory handle: nothing of the shim's leaks in.
+    assert set(lines[6].split()) <= {"0", "1", "2", "3"}, lines[6]
     cid = d.docker("inspect", "-f", "{{.Id}}", "inside").out.strip()
     assert cgroup_file("pids", cid, "pids.current") != "", "the container's cgroup exists"
 

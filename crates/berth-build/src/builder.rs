@@ -117,6 +117,13 @@ impl Builder {
 
     /// Builds and tags; returns the image id.
     pub async fn build(&self, options: BuildOptions, out: OutputSink) -> Result<Digest> {
+        let result = self.build_stages(options, out).await;
+        // Cache hits are counted in memory during the build and written once here.
+        self.cache.persist();
+        result
+    }
+
+    async fn build_stages(&self, options: BuildOptions, out: OutputSink) -> Result<Digest> {
         let say = |text: String| out(Output::Stream(text));
         let path = safe_join(&options.context, &options.dockerfile).ok_or_else(|| {
             step_error(format!(

@@ -96,7 +96,8 @@ impl BuildCache {
         }
     }
 
-    /// The cached result of a step, if its image still exists; counts the use.
+    /// The cached result of a step, if its image still exists; counts the use in
+    /// memory ([`persist`](Self::persist) writes the counts once per build).
     pub fn lookup(&self, key: &str, images: &ImageStore) -> Option<Digest> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let entry = entries.get_mut(key)?;
@@ -104,8 +105,13 @@ impl BuildCache {
         images.get(&digest)?;
         entry.usage_count += 1;
         entry.last_used_at = Some(now());
-        self.save(&entries);
         Some(digest)
+    }
+
+    /// Writes the records out, with the use counts of the lookups since.
+    pub fn persist(&self) {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        self.save(&entries);
     }
 
     pub fn remember(&self, key: String, image: &Digest) {

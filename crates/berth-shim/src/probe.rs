@@ -314,6 +314,16 @@ fn command(p: &Prepared, output: &OwnedFd) -> String {
             return format!("setting up stdio: {}", io::Error::last_os_error());
         }
     }
+    // Nothing else of the shim's (the container's stdio, its terminal, the log, the
+    // socket) may reach the command: every other descriptor closes at exec.
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only sets a flag on this process's own descriptors.
+    if unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) } != 0 {
+        return format!(
+            "closing inherited descriptors: {}",
+            io::Error::last_os_error()
+        );
+    }
     // SAFETY: chdir with a valid C string.
     if unsafe { libc::chdir(p.cwd.as_ptr()) } != 0 {
         return format!(
