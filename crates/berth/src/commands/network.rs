@@ -403,25 +403,10 @@ pub async fn create(client: &Client, args: NetworkCreateArgs) -> Result<()> {
 /// zone reads `UTC` and another offset is repeated. A missing or unreadable time is
 /// Go's zero time.
 fn go_time_string(raw: &str) -> String {
-    let Ok(t) = DateTime::parse_from_rfc3339(raw) else {
-        return "0001-01-01 00:00:00 +0000 UTC".into();
-    };
-    let nanos = t.timestamp_subsec_nanos();
-    let fraction = if nanos == 0 {
-        String::new()
-    } else {
-        format!(".{nanos:09}").trim_end_matches('0').to_string()
-    };
-    let offset = t.format("%z").to_string();
-    let zone = if t.offset().local_minus_utc() == 0 {
-        "UTC".to_string()
-    } else {
-        offset.clone()
-    };
-    format!(
-        "{}{fraction} {offset} {zone}",
-        t.format("%Y-%m-%d %H:%M:%S")
-    )
+    match DateTime::parse_from_rfc3339(raw) {
+        Ok(t) => crate::output::go_time_string(t),
+        Err(_) => "0001-01-01 00:00:00 +0000 UTC".into(),
+    }
 }
 
 /// One `network ls` row: the fields docker's network context offers, keys in the
