@@ -1595,8 +1595,8 @@ impl Runtime {
 
     /// Runs the container's healthcheck on its timer for as long as this run lasts.
     fn spawn_health_monitor(self: &Arc<Self>, container: Arc<Container>) {
-        let record = container.record();
-        let Some(config) = HealthConfig::from_config(&record.config["Healthcheck"]) else {
+        let Some(config) = HealthConfig::from_config(&container.record().config["Healthcheck"])
+        else {
             return;
         };
         let run = container.state().started_at;
@@ -1649,6 +1649,8 @@ impl Runtime {
                     changed.is_some() || health.failing_streak != streak
                 });
                 if let Some(status) = changed {
+                    // Read now: a rename while the check runs shows in the event.
+                    let record = container.record();
                     runtime.emit(&format!("health_status: {}", status.as_str()), &record, &[]);
                 }
             }

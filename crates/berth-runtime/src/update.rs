@@ -29,6 +29,16 @@ fn int(v: &Value, key: &str) -> i64 {
     v[key].as_i64().unwrap_or(0)
 }
 
+/// Whether an update body sets `key`: Docker's API reads zero and empty as "leave it",
+/// except for `PidsLimit`, where 0 (like any value ≤ 0) means unlimited.
+fn sets(update: &Value, key: &str) -> bool {
+    match &update[key] {
+        Value::Number(n) => key == "PidsLimit" || n.as_i64() != Some(0),
+        Value::String(s) => !s.is_empty(),
+        _ => false,
+    }
+}
+
 /// The HostConfig after applying an update body: zero or absent fields leave the old
 /// value, as Docker's API defines them; `PidsLimit` ≤ 0 means unlimited.
 pub fn merged_host_config(current: &Value, update: &Value) -> Result<Value, String> {
@@ -37,15 +47,8 @@ pub fn merged_host_config(current: &Value, update: &Value) -> Result<Value, Stri
         next = json!({});
     }
     for key in RESOURCE_KEYS {
-        let given = &update[*key];
-        let set = match given {
-            Value::Null => false,
-            Value::Number(n) => key == &"PidsLimit" || n.as_i64() != Some(0),
-            Value::String(s) => !s.is_empty(),
-            _ => false,
-        };
-        if set {
-            next[*key] = given.clone();
+        if sets(update, key) {
+            next[*key] = update[*key].clone();
         }
     }
     // A new --memory without --memory-swap keeps Docker's "twice the memory" default
@@ -173,12 +176,7 @@ pub fn cgroup_writes(
     next: &Value,
     current_memsw: Option<i64>,
 ) -> Vec<CgroupWrite> {
-    let touched = |k: &str| match &update[k] {
-        Value::Null => false,
-        Value::Number(n) => k == "PidsLimit" || n.as_i64() != Some(0),
-        Value::String(s) => !s.is_empty(),
-        _ => false,
-    };
+    let touched = |k: &str| sets(update, k);
     let memory = int(next, "Memory");
     let swap = match int(next, "MemorySwap") {
         0 if memory > 0 => memory * 2,

@@ -295,10 +295,9 @@ impl Shim {
             return;
         }
         match sys::try_wait(pid) {
-            Ok(Some(status)) => {
-                sys::reap_others();
-                self.record_exit(sys::exit_code(status), None);
-            }
+            // Other children (orphans, probes) are collected by `reap_children`,
+            // which also hands each probe its own status.
+            Ok(Some(status)) => self.record_exit(sys::exit_code(status), None),
             Ok(None) => {}
             Err(e) => self.record_exit(255, Some(format!("waiting for the process: {e}"))),
         }

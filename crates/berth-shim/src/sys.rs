@@ -92,18 +92,6 @@ pub fn try_wait(pid: libc::pid_t) -> io::Result<Option<libc::c_int>> {
     }
 }
 
-/// Reaps every other exited child (we are a subreaper).
-pub fn reap_others() {
-    loop {
-        let mut status = 0;
-        // SAFETY: status is a valid out-pointer; -1 waits for any child.
-        let ret = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if ret <= 0 {
-            break;
-        }
-    }
-}
-
 /// Docker's exit code for a wait status: the code, or 128 + the signal.
 pub fn exit_code(status: libc::c_int) -> i32 {
     if libc::WIFEXITED(status) {

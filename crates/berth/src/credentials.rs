@@ -11,6 +11,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -82,7 +84,7 @@ impl AuthConfig {
     /// docker's `registry.EncodeAuthConfig`; no credentials give `e30=` (`{}`).
     pub fn encode(&self) -> String {
         let json = serde_json::to_vec(self).expect("an AuthConfig serializes");
-        base64_encode(&json, URL_ALPHABET)
+        URL_SAFE.encode(&json)
     }
 
     /// Reads one `auths` entry as docker's `LoadFromReader`: `auth` (base64 of
@@ -119,10 +121,7 @@ impl AuthConfig {
         let mut entry = Map::new();
         if !(self.username.is_empty() && self.password.is_empty()) {
             let plain = format!("{}:{}", self.username, self.password);
-            entry.insert(
-                "auth".into(),
-                base64_encode(plain.as_bytes(), STD_ALPHABET).into(),
-            );
+            entry.insert("auth".into(), STANDARD.encode(plain.as_bytes()).into());
         }
         for (name, value) in [
             ("email", &self.email),
@@ -347,7 +346,7 @@ impl ConfigFile {
     /// stored credential by registry (`e30=`, `{}`, when there are none).
     pub fn registry_config(&self) -> String {
         let json = serde_json::to_vec(&self.all_credentials()).expect("credentials serialize");
-        base64_encode(&json, URL_ALPHABET)
+        URL_SAFE.encode(&json)
     }
 
     /// Stores credentials under `auth.server_address` (through the helper when one
@@ -577,56 +576,23 @@ fn helper_erase(helper: &str, key: &str) -> Result<(), String> {
         .map_err(|(err, out)| format!("error erasing credentials - err: {err}, out: `{out}`"))
 }
 
-const STD_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const URL_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/// Padded standard base64 (`auth` in config.json, Basic credentials).
+const STANDARD: GeneralPurpose = base64::engine::general_purpose::STANDARD;
+/// Padded URL-safe base64 (`X-Registry-Auth`, as the docker CLI sends it).
+const URL_SAFE: GeneralPurpose = base64::engine::general_purpose::URL_SAFE;
 
-/// Padded base64 (RFC 4648), in the standard or the URL-safe alphabet.
-fn base64_encode(data: &[u8], alphabet: &[u8; 64]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Standard padded base64, as Go's `StdEncoding` reads it (line breaks ignored).
+/// Standard padded base64, as Go's `StdEncoding` reads it: line breaks ignored, and
+/// the unused bits of the last digit not checked.
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    );
     let digits: Vec<u8> = text
         .bytes()
         .filter(|b| !matches!(b, b'\r' | b'\n'))
         .collect();
-    if digits.len() & 3 != 0 {
-        return None;
-    }
-    let value = |c: u8| STD_ALPHABET.iter().position(|&a| a == c).map(|v| v as u32);
-    let mut out = Vec::with_capacity(digits.len() / 4 * 3);
-    let quads = digits.len() / 4;
-    for (index, quad) in digits.chunks(4).enumerate() {
-        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && index + 1 != quads) {
-            return None;
-        }
-        let mut n = 0u32;
-        for &c in &quad[..4 - pad] {
-            n = (n << 6) | value(c)?;
-        }
-        n <<= 6 * pad as u32;
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..3 - pad]);
-    }
-    Some(out)
+    LENIENT.decode(digits).ok()
 }
 
 #[cfg(test)]
@@ -672,11 +638,11 @@ mod tests {
             ("foo", "Zm9v"),
             ("user:pass", "dXNlcjpwYXNz"),
         ] {
-            assert_eq!(base64_encode(plain.as_bytes(), STD_ALPHABET), encoded);
+            assert_eq!(STANDARD.encode(plain.as_bytes()), encoded);
             assert_eq!(base64_decode(encoded).unwrap(), plain.as_bytes());
         }
-        assert_eq!(base64_encode(&[0xfb, 0xff], URL_ALPHABET), "-_8=");
-        assert_eq!(base64_encode(&[0xfb, 0xff], STD_ALPHABET), "+/8=");
+        assert_eq!(URL_SAFE.encode([0xfb, 0xff]), "-_8=");
+        assert_eq!(STANDARD.encode([0xfb, 0xff]), "+/8=");
         assert!(base64_decode("Zg=").is_none());
         assert!(base64_decode("Zg==Zg==").is_none());
         assert!(base64_decode("Z!==").is_none());
@@ -687,7 +653,7 @@ mod tests {
         assert_eq!(AuthConfig::default().encode(), "e30=");
         let auth = user(INDEX_SERVER, "me", "s3cret");
         let json = r#"{"username":"me","password":"s3cret","serveraddress":"https://index.docker.io/v1/"}"#;
-        assert_eq!(auth.encode(), base64_encode(json.as_bytes(), URL_ALPHABET));
+        assert_eq!(auth.encode(), URL_SAFE.encode(json.as_bytes()));
         // URL-safe: `?` and `>` in a password give `_` and `-` where the standard
         // alphabet has `/` and `+`.
         let encoded = user("r", "u", "??>>").encode();
@@ -790,7 +756,7 @@ mod tests {
         assert_eq!(written["auths"]["old.io"]["email"], "e@x");
         assert_eq!(
             written["auths"]["localhost:5000"],
-            serde_json::json!({"auth": base64_encode(b"me:pw:with:colons", STD_ALPHABET)})
+            serde_json::json!({"auth": STANDARD.encode(b"me:pw:with:colons")})
         );
         let text = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
         assert!(text.starts_with("{\n\t\"psFormat\""), "{text}");

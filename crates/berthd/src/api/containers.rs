@@ -313,6 +313,24 @@ fn since(time: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// `SizeRw` and `SizeRootFs` as Docker reports them: the container's writable layer,
+/// and that with its image. The layer's size is the runtime's, remembered while the
+/// container is stopped.
+pub(super) fn sizes(
+    runtime: &berth_runtime::Runtime,
+    images: &berth_store::ImageStore,
+    container: &Container,
+    record: &ContainerRecord,
+) -> (u64, u64) {
+    let rw = runtime.container_rw_size(container);
+    let image_size = berth_store::Digest::parse(&record.image)
+        .ok()
+        .and_then(|d| images.get(&d))
+        .map(|i| i.record.size)
+        .unwrap_or(0);
+    (rw, rw + image_size)
+}
+
 /// The STATUS column: "Up 5 seconds", "Exited (0) 2 minutes ago", …
 pub(super) fn status_text(state: &ContainerState) -> String {
     match state.status {
@@ -585,12 +603,12 @@ pub async fn list(State(daemon): State<AppState>, params: Params) -> ApiResult<J
         .and_then(|l| l.parse::<i64>().ok())
         .filter(|l| *l > 0)
         .map(|l| l as usize);
-    let mut containers: Vec<(ContainerRecord, ContainerState)> = daemon
+    let mut containers: Vec<(ContainerRecord, ContainerState, Arc<Container>)> = daemon
         .runtime
         .containers
         .all()
-        .iter()
-        .map(|c| (c.record(), c.state()))
+        .into_iter()
+        .map(|c| (c.record(), c.state(), c))
         .collect();
     containers.sort_by(|a, b| b.0.created.cmp(&a.0.created));
     let created_of =
@@ -617,7 +635,7 @@ pub async fn list(State(daemon): State<AppState>, params: Params) -> ApiResult<J
         })
         .collect();
     let mut out = Vec::new();
-    for (record, state) in containers {
+    for (record, state, container) in containers {
         let labels = record.labels();
         let keep = (all || state.is_running() || limit.is_some())
             && filters.any_or_absent("id", |v| record.id.starts_with(v))
@@ -657,19 +675,9 @@ pub async fn list(State(daemon): State<AppState>, params: Params) -> ApiResult<J
             "Mounts": record.mounts.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
         });
         if params.flag("size") {
-            let upper = daemon
-                .config
-                .data_root
-                .join("containers")
-                .join(&record.id)
-                .join("upper");
-            item["SizeRw"] = json!(berth_store::fsutil::tree_size(&upper));
-            let image_size = berth_store::Digest::parse(&record.image)
-                .ok()
-                .and_then(|d| daemon.images.get(&d))
-                .map(|i| i.record.size)
-                .unwrap_or(0);
-            item["SizeRootFs"] = json!(image_size + berth_store::fsutil::tree_size(&upper));
+            let (rw, root_fs) = sizes(&daemon.runtime, &daemon.images, &container, &record);
+            item["SizeRw"] = json!(rw);
+            item["SizeRootFs"] = json!(root_fs);
         }
         out.push(item);
         if limit.is_some_and(|l| out.len() >= l) {
@@ -710,7 +718,7 @@ pub async fn prune(State(daemon): State<AppState>, params: Params) -> ApiResult<
                 continue;
             }
         }
-        let size = berth_store::fsutil::tree_size(&container.dir.join("upper"));
+        let size = daemon.runtime.container_rw_size(&container);
         if daemon.runtime.remove(&record.id, false).await.is_ok() {
             deleted.push(record.id);
             reclaimed += size;
@@ -1125,29 +1133,8 @@ fn path_stat_header(stat: &berth_runtime::files::PathStat) -> String {
         "name": stat.name, "size": stat.size, "mode": stat.mode,
         "mtime": stat.mtime, "linkTarget": stat.link_target,
     });
-    base64_encode(doc.to_string().as_bytes())
-}
-
-/// Standard base64, for the path-stat header.
-fn base64_encode(data: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(doc.to_string().as_bytes())
 }
 
 async fn stat_for(

@@ -412,12 +412,7 @@ pub async fn disk_usage(State(daemon): State<AppState>, params: Params) -> ApiRe
             for c in &containers {
                 let record = c.record();
                 let state = c.state();
-                let rw = runtime.container_rw_size(c);
-                let image_size = berth_store::Digest::parse(&record.image)
-                    .ok()
-                    .and_then(|d| images.get(&d))
-                    .map(|i| i.record.size)
-                    .unwrap_or(0);
+                let (rw, root_fs) = super::containers::sizes(&runtime, &images, c, &record);
                 docs.push(json!({
                     "Id": record.id,
                     "Names": [format!("/{}", record.name)],
@@ -428,7 +423,7 @@ pub async fn disk_usage(State(daemon): State<AppState>, params: Params) -> ApiRe
                     "State": state.status.as_str(),
                     "Status": super::containers::status_text(&state),
                     "SizeRw": rw,
-                    "SizeRootFs": rw + image_size,
+                    "SizeRootFs": root_fs,
                     "Labels": record.labels(),
                     "Mounts": record.mounts.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
                 }));
