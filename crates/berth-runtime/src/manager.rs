@@ -3,6 +3,7 @@
 //! a daemon restart: shims outlive berthd, and [`Runtime::recover`] reconnects to them.
 
 use std::collections::{BTreeMap, HashMap};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -92,7 +93,14 @@ pub struct Runtime {
     /// run is about to use.
     references: tokio::sync::RwLock<()>,
     pub(crate) sizes: crate::sizes::SizeCache,
+    /// Shims whose container has exited, by container id, as pidfds. A shim reports
+    /// the exit first and removes the cgroups and libcontainer's state after; a new
+    /// start and a removal wait for it to end.
+    retiring_shims: Mutex<HashMap<String, OwnedFd>>,
 }
+
+/// How long a start or removal waits for the previous shim's cleanup (a few ms).
+const RETIRING_SHIM_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true)
@@ -172,6 +180,7 @@ impl Runtime {
             names_lock: tokio::sync::Mutex::new(()),
             references: tokio::sync::RwLock::new(()),
             sizes: Default::default(),
+            retiring_shims: Mutex::new(HashMap::new()),
         })
     }
 
@@ -441,7 +450,7 @@ impl Runtime {
         };
         let state = ContainerState::default();
         // The record is written last: a directory without one is swept at start-up.
-        let write = fsutil::write_json_atomic(&dir.join("state.json"), &state)
+        let write = fsutil::write_json_unsynced(&dir.join("state.json"), &state)
             .and_then(|_| fsutil::write_json_atomic(&dir.join("record.json"), &record));
         if let Err(e) = write {
             let _ = fsutil::remove_tree(&dir);
@@ -589,6 +598,7 @@ impl Runtime {
     async fn launch(&self, container: &Container, record: &ContainerRecord) -> Result<(i32, i32)> {
         let id = &record.id;
         let dir = &container.dir;
+        self.shim_retired(id).await;
         let run_dir = self.run_dir(id);
         let _ = fsutil::remove_tree(&run_dir);
         fsutil::ensure_dir(&run_dir)?;
@@ -714,7 +724,7 @@ impl Runtime {
         // files in the exec root (a tmpfs), not on the data root's disk.
         let bundle = run_dir.join("bundle");
         fsutil::ensure_dir(&bundle)?;
-        fsutil::write_json_atomic(&bundle.join("config.json"), &oci)?;
+        fsutil::write_json_unsynced(&bundle.join("config.json"), &oci)?;
         let log_config = host["LogConfig"].clone();
         let log = match log_config["Type"].as_str().unwrap_or("json-file") {
             "none" => None,
@@ -746,7 +756,7 @@ impl Runtime {
             console_size: console_size(&host["ConsoleSize"]),
         };
         let shim_config_path = bundle.join("shim.json");
-        fsutil::write_json_atomic(&shim_config_path, &shim_config)?;
+        fsutil::write_json_unsynced(&shim_config_path, &shim_config)?;
         let (pid, shim_pid) = match shim::spawn("create", &shim_config_path).await? {
             CreateReport::Created { pid, shim_pid } => (pid, shim_pid),
             CreateReport::Failed { message } => return Err(Error::Start(message)),
@@ -1020,6 +1030,46 @@ impl Runtime {
         let _ = netns::remove(&self.netns_path(id));
     }
 
+    /// Keeps a pidfd on the shim of a container that has just exited; see `retiring_shims`.
+    fn retire_shim(&self, id: &str, shim_pid: i32) {
+        let Some(pid) = rustix::process::Pid::from_raw(shim_pid) else {
+            return;
+        };
+        let Ok(pidfd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        else {
+            return; // already gone
+        };
+        // The shim is not berthd's child: make sure the pid was not reused meanwhile.
+        let comm = std::fs::read_to_string(format!("/proc/{shim_pid}/comm")).unwrap_or_default();
+        if comm.trim_end() == "berth-shim" {
+            self.retiring_shims
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.to_string(), pidfd);
+        }
+    }
+
+    /// Waits, briefly, for the retiring shim of `id` (if any) to end.
+    async fn shim_retired(&self, id: &str) {
+        let pidfd = self
+            .retiring_shims
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        let Some(pidfd) = pidfd else { return };
+        // A pidfd polls readable once its process has exited.
+        // SAFETY: the OwnedFd moves into the AsyncFd and stays open, the same
+        // descriptor, until the AsyncFd is dropped.
+        let registered = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
+        };
+        let Ok(pidfd) = registered else { return };
+        let ended = tokio::time::timeout(RETIRING_SHIM_TIMEOUT, pidfd.readable()).await;
+        if ended.is_err() {
+            tracing::warn!(%id, "the container's previous shim is still cleaning up");
+        }
+    }
+
     fn spawn_monitor(self: &Arc<Self>, container: Arc<Container>) {
         self.spawn_health_monitor(container.clone());
         let runtime = self.clone();
@@ -1045,7 +1095,9 @@ impl Runtime {
         self.release_networks(&container).await;
         self.teardown(&id);
         self.emit_volume_events("unmount", &record);
-        let started_at = container.state().started_at.clone();
+        let previous = container.state();
+        self.retire_shim(&id, previous.shim_pid);
+        let started_at = previous.started_at;
         let state = match container.update_state(|s| {
             s.status = Status::Exited;
             s.pid = 0;
@@ -1459,6 +1511,8 @@ impl Runtime {
         for exec in execs {
             let _ = std::fs::remove_dir_all(&exec.dir);
         }
+        // Removed means removed: no cgroup or shim of it left either.
+        self.shim_retired(&id).await;
         self.containers.remove(&id);
         if remove_volumes {
             for m in record
@@ -1904,7 +1958,7 @@ impl Runtime {
         let _ = fsutil::remove_tree(&exec.dir);
         fsutil::ensure_dir(&exec.dir)?;
         let process_path = exec.dir.join("process.json");
-        fsutil::write_json_atomic(&process_path, &process)?;
+        fsutil::write_json_unsynced(&process_path, &process)?;
         let shim_config = ShimConfig {
             id: record.id.clone(),
             bundle: self.run_dir(&record.id).join("bundle"),
@@ -1920,7 +1974,7 @@ impl Runtime {
             console_size,
         };
         let config_path = exec.dir.join("shim.json");
-        fsutil::write_json_atomic(&config_path, &shim_config)?;
+        fsutil::write_json_unsynced(&config_path, &shim_config)?;
         match shim::spawn("exec", &config_path).await? {
             CreateReport::Created { .. } => {}
             CreateReport::Failed { message } => return Err(Error::Start(message)),

@@ -1,5 +1,7 @@
 //! What berth keeps about a container: its definition (`record.json`, written once and
-//! on rename) and its state (`state.json`, on every change), each written atomically.
+//! on rename, durably) and its state (`state.json`, on every change), each written
+//! atomically. The state is not fsynced: after a power loss every container has stopped
+//! whatever the file says, and one that cannot be read comes back as never started.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -208,7 +210,7 @@ impl Container {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = state.clone();
         if change(&mut next) {
-            fsutil::write_json_atomic(&self.dir.join("state.json"), &next)?;
+            fsutil::write_json_unsynced(&self.dir.join("state.json"), &next)?;
         }
         *state = next.clone();
         Ok(next)
@@ -219,7 +221,7 @@ impl Container {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = state.clone();
         change(&mut next);
-        fsutil::write_json_atomic(&self.dir.join("state.json"), &next)?;
+        fsutil::write_json_unsynced(&self.dir.join("state.json"), &next)?;
         *state = next.clone();
         Ok(next)
     }

@@ -689,14 +689,11 @@ impl Shim {
         }
         self.outputs.clear();
         self.stdin = None;
-        if self.mode == Mode::Init {
-            // Read before the cgroup goes away with the container's state.
-            if oom_killed(&self.config.id) {
-                if let Some(exit) = self.exit.as_mut() {
-                    exit.oom_killed = true;
-                }
+        // Read before the cgroup goes away with the container's state.
+        if self.mode == Mode::Init && oom_killed(&self.config.id) {
+            if let Some(exit) = self.exit.as_mut() {
+                exit.oom_killed = true;
             }
-            self.process.cleanup();
         }
         let status = self.exit.clone().unwrap_or(ExitStatus {
             exit_code: 255,
@@ -721,6 +718,12 @@ impl Shim {
                 }
                 _ => {}
             }
+        }
+        // Removing the cgroups and libcontainer's state takes a few milliseconds that
+        // nobody waiting for the exit needs to sit through. berthd waits for this
+        // process to end before it starts the container again or reports it removed.
+        if self.mode == Mode::Init {
+            self.process.cleanup();
         }
     }
 }
@@ -748,16 +751,12 @@ fn to_response(result: Result<(), String>) -> Response {
     }
 }
 
-/// Atomically: temp file, fsync, rename.
+/// Atomically (temp file, rename) but not durably: the file is for a berthd that died
+/// while the container ran, and a power loss ends the container and its shim with it.
 fn write_exit_file(config: &ShimConfig, status: &ExitStatus) -> io::Result<()> {
     let path = &config.exit_file;
     let temp = path.with_extension("tmp");
     let mut file = File::create(&temp)?;
     file.write_all(&serde_json::to_vec(status)?)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    std::fs::rename(&temp, path)
 }

@@ -25,6 +25,25 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Writes `data` to `path` so that a crash of this process at any instant leaves the
+/// old file or the new one (temp file, rename), without the two fsyncs that make it
+/// survive a power loss. For state a reboot makes stale anyway: what a container is
+/// doing now, files on the exec root's tmpfs.
+pub fn write_unsynced(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = temp_sibling(path);
+    fs::write(&tmp, data).map_err(|e| Error::io("write", &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io("rename to", path, e)
+    })
+}
+
+/// Serializes `value` as JSON and writes it with [`write_unsynced`].
+pub fn write_json_unsynced<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let data = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
+    write_unsynced(path, &data)
+}
+
 /// Serializes `value` as JSON and writes it atomically.
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let data = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
@@ -139,6 +158,8 @@ mod tests {
         write_atomic(&path, b"one").unwrap();
         write_atomic(&path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
+        write_unsynced(&path, b"three").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"three");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
