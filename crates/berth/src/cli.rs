@@ -124,6 +124,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Show the berth version information
     Version(VersionArgs),
@@ -232,7 +233,7 @@ pub enum Command {
     Completion(CompletionArgs),
 }
 
-/// `completion`: a shell's completion script for the whole command tree.
+// `completion`: a shell's completion script for the whole command tree.
 #[derive(Debug, Args)]
 pub struct CompletionArgs {
     #[arg(value_name = "SHELL")]
@@ -249,6 +250,7 @@ pub enum CompletionShell {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ContainerCommand {
     /// List containers
     #[command(visible_aliases = ["list", "ps"])]
@@ -305,6 +307,7 @@ pub enum ContainerCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ImageCommand {
     /// Build an image from a Dockerfile
     Build(BuildArgs),
@@ -335,6 +338,7 @@ pub enum ImageCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum SystemCommand {
     /// Show berth disk usage
     Df(DfArgs),
@@ -347,6 +351,7 @@ pub enum SystemCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum BuilderCommand {
     /// Build an image from a Dockerfile
     Build(BuildArgs),
@@ -387,6 +392,7 @@ pub struct BuilderPruneArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum VolumeCommand {
     /// Create a volume
     Create(VolumeCreateArgs),
@@ -403,6 +409,7 @@ pub enum VolumeCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum NetworkCommand {
     /// Connect a container to a network
     Connect(NetworkConnectArgs),
@@ -518,7 +525,7 @@ pub struct ImportArgs {
     pub reference: Option<String>,
 }
 
-/// `build`, as docker's classic (non-BuildKit) `image build`.
+// `build`, as docker's classic (non-BuildKit) `image build`.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// Set build-time variables
@@ -631,7 +638,7 @@ pub struct LoadArgs {
     pub quiet: bool,
 }
 
-/// `pull`, as docker's `image pull`.
+// `pull`, as docker's `image pull`.
 #[derive(Debug, Args)]
 pub struct PullArgs {
     /// Download all tagged images in the repository
@@ -657,7 +664,7 @@ pub struct PullArgs {
     pub name: String,
 }
 
-/// `push`, as docker's `image push`.
+// `push`, as docker's `image push`.
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// Push all tags of an image to the repository
@@ -681,8 +688,8 @@ pub struct PushArgs {
     pub name: String,
 }
 
-/// `login`. The flags are kept as typed (`None` when not given) so that an empty
-/// value is told from a missing one, as docker's checks need.
+// `login`. The flags are kept as typed (`None` when not given) so that an empty
+// value is told from a missing one, as docker's checks need.
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// Password or Personal Access Token (PAT), or `-` to read from stdin
@@ -717,10 +724,10 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-/// The options `create` and `run` share: everything that shapes the container.
-///
-/// Values are kept as the strings the user typed; `commands::container::opts` parses
-/// them after clap, so malformed ones get docker's own wording (and exit status 125).
+// The options `create` and `run` share: everything that shapes the container.
+//
+// Values are kept as the strings the user typed; `commands::container::opts` parses
+// them after clap, so malformed ones get docker's own wording (and exit status 125).
 #[derive(Debug, Args, Clone, Default)]
 pub struct ContainerOpts {
     /// Add a custom host-to-IP mapping (host:ip)
@@ -970,7 +977,7 @@ pub struct ContainerOpts {
     pub args: Vec<String>,
 }
 
-/// `create`: docker reserves `-h` for the host name, so help is `--help` only.
+// `create`: docker reserves `-h` for the host name, so help is `--help` only.
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
 pub struct CreateArgs {
@@ -978,7 +985,7 @@ pub struct CreateArgs {
     pub opts: ContainerOpts,
 }
 
-/// `run`: `create`'s options plus the ones about attaching.
+// `run`: `create`'s options plus the ones about attaching.
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
 pub struct RunArgs {
@@ -1012,7 +1019,7 @@ pub struct StartArgs {
     pub containers: Vec<String>,
 }
 
-/// `stop` and `restart`.
+// `stop` and `restart`.
 #[derive(Debug, Args)]
 pub struct StopArgs {
     /// Signal to send to the container
@@ -1055,14 +1062,14 @@ pub struct RmArgs {
     pub containers: Vec<String>,
 }
 
-/// Commands that only name containers: `pause`, `unpause`, `wait`.
+// Commands that only name containers: `pause`, `unpause`, `wait`.
 #[derive(Debug, Args)]
 pub struct ContainersArgs {
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
 
-/// Commands that name exactly one container: `diff`.
+// Commands that name exactly one container: `diff`.
 #[derive(Debug, Args)]
 pub struct ContainerArg {
     #[arg(value_name = "CONTAINER")]
@@ -1303,8 +1310,8 @@ pub struct ContainerPruneArgs {
     pub force: bool,
 }
 
-/// `update`: resource limits and the restart policy of existing containers. Values
-/// are kept as typed and parsed after clap, with `create`'s parsers and wording.
+// `update`: resource limits and the restart policy of existing containers. Values
+// are kept as typed and parsed after clap, with `create`'s parsers and wording.
 #[derive(Debug, Args, Default)]
 pub struct UpdateArgs {
     /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
@@ -1424,8 +1431,8 @@ pub struct VolumePruneArgs {
     pub force: bool,
 }
 
-/// `network create`. Addresses are kept as typed; `commands::network` checks them
-/// after clap, so malformed ones get docker's wording (and exit status 125).
+// `network create`. Addresses are kept as typed; `commands::network` checks them
+// after clap, so malformed ones get docker's wording (and exit status 125).
 #[derive(Debug, Args)]
 pub struct NetworkCreateArgs {
     /// Enable manual container attachment
@@ -1513,8 +1520,8 @@ pub struct NetworkInspectArgs {
     pub names: Vec<String>,
 }
 
-/// `network connect`. Addresses are kept as typed and checked after clap, as for
-/// `network create`.
+// `network connect`. Addresses are kept as typed and checked after clap, as for
+// `network create`.
 #[derive(Debug, Args)]
 pub struct NetworkConnectArgs {
     /// Add network-scoped alias for the container
