@@ -19,7 +19,7 @@ use crate::health::{Health, HealthConfig, ProbeResult};
 use crate::network::{self, from_net};
 use crate::record::NetworkAttachment;
 use crate::record::{Container, ContainerRecord, ContainerSet, ContainerState, Status, ZERO_TIME};
-use crate::shim::{self, ShimClient};
+use crate::shim::{self, RegisteredWait, ShimClient};
 use crate::{mounts, names, netns, rootfs, spec, user};
 use berth_net::{Endpoint, Member, Networks, PublishedPort};
 use berth_volume::VolumeStore;
@@ -97,6 +97,14 @@ pub struct Runtime {
     /// the exit first and removes the cgroups and libcontainer's state after; a new
     /// start and a removal wait for it to end.
     retiring_shims: Mutex<HashMap<String, OwnedFd>>,
+}
+
+/// What `launch` started.
+struct Launched {
+    pid: i32,
+    shim_pid: i32,
+    /// The shim's answer to come when the process exits.
+    exit: Option<RegisteredWait>,
 }
 
 /// How long a start or removal waits for the previous shim's cleanup (a few ms).
@@ -529,7 +537,11 @@ impl Runtime {
         let record = container.record();
         let id = record.id.clone();
         match self.launch(container, &record).await {
-            Ok((pid, shim_pid)) => {
+            Ok(Launched {
+                pid,
+                shim_pid,
+                exit,
+            }) => {
                 self.emit_volume_events("mount", &record);
                 container.update_state(|s| {
                     s.status = Status::Running;
@@ -545,7 +557,7 @@ impl Runtime {
                         .map(|_| Health::starting());
                 })?;
                 self.emit("start", &record, &[]);
-                self.spawn_monitor(container.clone());
+                self.spawn_monitor(container.clone(), exit);
                 Ok(())
             }
             Err(e) => {
@@ -594,8 +606,8 @@ impl Runtime {
     }
 
     /// Mounts the rootfs, writes the bundle, spawns the shim, connects pending attaches
-    /// and lets the process run. Returns (pid, shim pid).
-    async fn launch(&self, container: &Container, record: &ContainerRecord) -> Result<(i32, i32)> {
+    /// and lets the process run.
+    async fn launch(&self, container: &Container, record: &ContainerRecord) -> Result<Launched> {
         let id = &record.id;
         let dir = &container.dir;
         self.shim_retired(id).await;
@@ -773,6 +785,9 @@ impl Runtime {
                 let _ = tokio::time::timeout(Duration::from_secs(5), attach.ready).await;
             }
         }
+        // Registered before Start: asked after, the wait of a process that ends at once
+        // found a shim already on its way out and fell back to the exit file, late.
+        let exit = client.register_wait().await.ok();
         if let Err(e) = client.call(Request::Start).await {
             // If the shim cannot be reached, killing the created process directly still
             // makes it notice the exit, clean up and leave.
@@ -790,7 +805,11 @@ impl Runtime {
             }
             return Err(e);
         }
-        Ok((pid, shim_pid))
+        Ok(Launched {
+            pid,
+            shim_pid,
+            exit,
+        })
     }
 
     /// Attaches a starting container to its networks and publishes its ports on the
@@ -1070,13 +1089,20 @@ impl Runtime {
         }
     }
 
-    fn spawn_monitor(self: &Arc<Self>, container: Arc<Container>) {
+    /// Watches for the container's exit, through `exit` when a wait is registered already.
+    fn spawn_monitor(self: &Arc<Self>, container: Arc<Container>, exit: Option<RegisteredWait>) {
         self.spawn_health_monitor(container.clone());
         let runtime = self.clone();
         tokio::spawn(async move {
             let id = container.id();
-            let client = ShimClient::new(runtime.run_dir(&id).join("shim.sock"));
-            let status = match client.wait().await {
+            let exited = match exit {
+                Some(registered) => registered.exited().await,
+                None => {
+                    let client = ShimClient::new(runtime.run_dir(&id).join("shim.sock"));
+                    client.wait().await
+                }
+            };
+            let status = match exited {
                 Ok(status) => status,
                 Err(_) => read_exit_file(&container.dir).unwrap_or(ExitStatus {
                     exit_code: 255,
@@ -1180,12 +1206,12 @@ impl Runtime {
                         if state.status == Status::Restarting {
                             let _ = container.update_state(|s| s.status = Status::Running);
                         }
-                        self.spawn_monitor(container.clone());
+                        self.spawn_monitor(container.clone(), None);
                         continue;
                     }
                     Ok(_) => {
                         self.restore_networks(&container);
-                        self.spawn_monitor(container.clone());
+                        self.spawn_monitor(container.clone(), None);
                         continue;
                     }
                     Err(_) => {

@@ -117,8 +117,23 @@ impl ShimClient {
 
     /// Waits for the process to exit.
     pub async fn wait(&self) -> Result<ExitStatus> {
-        let mut reader = self.open(&Request::Wait).await?;
-        match Self::read_response(&mut reader).await? {
+        self.register_wait().await?.exited().await
+    }
+
+    /// Registers a wait now, to be collected later: a wait registered before `Start`
+    /// is answered the moment the process ends, even one that ends at once.
+    pub async fn register_wait(&self) -> Result<RegisteredWait> {
+        Ok(RegisteredWait(self.open(&Request::Wait).await?))
+    }
+}
+
+/// A `Wait` the shim has been sent; see [`ShimClient::register_wait`].
+#[derive(Debug)]
+pub struct RegisteredWait(BufReader<UnixStream>);
+
+impl RegisteredWait {
+    pub async fn exited(mut self) -> Result<ExitStatus> {
+        match ShimClient::read_response(&mut self.0).await? {
             Response::Exited(status) => Ok(status),
             Response::Error { message } => Err(Error::Internal(message)),
             other => Err(Error::Internal(format!(
