@@ -8,6 +8,7 @@
 //! process is gone and its output drained. It is single-threaded and has no async runtime:
 //! libcontainer clones, and cloning from a threaded process is not safe.
 
+mod cgroups;
 mod external;
 mod log;
 mod probe;

@@ -290,9 +290,39 @@ impl Process {
             }
         }
         if let Some(mut container) = self.container.take() {
+            if self.mode == Mode::Init && remove_stopped(&container) {
+                return;
+            }
             if let Err(e) = container.delete(true) {
                 eprintln!("berth-shim: deleting container state: {}", error_chain(&e));
             }
+        }
+    }
+}
+
+/// libcontainer's `delete`, the short way, for a container whose process has been
+/// reaped and that has no poststop hooks (berth's specs have none): its cgroups, then
+/// its state directory. False when it must be left to libcontainer.
+fn remove_stopped(container: &Container) -> bool {
+    let Ok(config) = container.spec() else {
+        return false;
+    };
+    if config.hooks.is_some() {
+        return false;
+    }
+    match crate::cgroups::remove_empty(&config.cgroup_path) {
+        crate::cgroups::Removal::Removed => {}
+        crate::cgroups::Removal::NotFound => return false,
+        crate::cgroups::Removal::Refused(why) => {
+            eprintln!("berth-shim: {why}; leaving it to libcontainer");
+            return false;
+        }
+    }
+    match std::fs::remove_dir_all(&container.root) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("berth-shim: removing {}: {e}", container.root.display());
+            false
         }
     }
 }
