@@ -255,6 +255,12 @@ impl ContainerSet {
             .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
         for entry in entries.flatten() {
             let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                // A removal cut short: the container was already gone for its users.
+                crate::rootfs::unmount_all_under(&path);
+                let _ = fsutil::remove_tree(&path);
+                continue;
+            }
             let record: Option<ContainerRecord> =
                 fsutil::read_json(&path.join("record.json")).ok().flatten();
             let Some(record) = record else {
@@ -333,5 +339,27 @@ impl ContainerSet {
                 "Multiple IDs found with provided prefix: {input}"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_removal_cut_short_is_swept_not_loaded() {
+        let root = tempfile::tempdir().unwrap();
+        // What a crash between hiding a container and deleting its files leaves.
+        let doomed = root.path().join(".tmp-rm-0123abcd");
+        std::fs::create_dir(&doomed).unwrap();
+        let record = serde_json::json!({
+            "id": "0123abcd", "name": "gone", "created": "", "path": "true", "args": [],
+            "config": {}, "host_config": {}, "image": "sha256:00", "image_name": "busybox",
+        });
+        std::fs::write(doomed.join("record.json"), record.to_string()).unwrap();
+        serde_json::from_value::<ContainerRecord>(record).unwrap();
+        let set = ContainerSet::load(root.path()).unwrap();
+        assert!(set.all().is_empty());
+        assert!(!doomed.exists());
     }
 }
