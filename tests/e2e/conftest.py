@@ -156,6 +156,14 @@ def mounts_under(path: Path):
     return [line for line in text.splitlines() if str(path) in line]
 
 
+def container_cgroups():
+    """Every `<hierarchy>/berth/<id>` cgroup directory that exists now."""
+    found = set()
+    for berth in Path("/sys/fs/cgroup").glob("*/berth"):
+        found |= {str(d) for d in berth.iterdir() if d.is_dir()}
+    return found
+
+
 def iptables_rules_for(link):
     """(table, rule) pairs of iptables rules that mention a link."""
     found = []

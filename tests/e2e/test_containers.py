@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOCKER, Daemon, mounts_under
+from conftest import DOCKER, Daemon, container_cgroups, mounts_under
 
 
 @pytest.fixture
@@ -50,6 +50,7 @@ def run_in_pty(argv, env, timeout=20):
 
 
 def test_run_is_isolated_and_exit_codes_pass_through(bb):
+    cgroups_before = container_cgroups()
     out = bb.docker("run", "--rm", "busybox", "ps", "aux").out.splitlines()
     assert len(out) == 2 and re.match(r"\s*1\s+root\s+ps aux", out[1]), out
     assert bb.docker("run", "--rm", "busybox", "sh", "-c", "exit 3", check=False).returncode == 3
@@ -67,10 +68,11 @@ def test_run_is_isolated_and_exit_codes_pass_through(bb):
     assert 'exec: "nosuchcmd": executable file not found in $PATH' in missing.err
     noexec = bb.docker("run", "--rm", "busybox", "/etc/passwd", check=False)
     assert noexec.returncode == 126
-    # --rm left nothing: no container, no directory, no mount.
+    # --rm left nothing: no container, no directory, no mount, no cgroup.
     assert bb.docker("ps", "-aq").out.strip() == ""
     assert not list((bb.data_root / "containers").iterdir())
     assert not mounts_under(bb.data_root)
+    assert not container_cgroups() - cgroups_before
 
 
 def test_stdin_and_env_and_user(bb):
@@ -313,6 +315,7 @@ def test_init_and_oom(bb):
 
 @pytest.mark.skipif(not __import__("shutil").which("runc"), reason="no runc binary on this machine")
 def test_external_runtime_runs_the_same_bundle(bb):
+    cgroups_before = container_cgroups()
     assert "runc" in json.loads(bb.docker("info", "--format", "{{json .Runtimes}}").out)
     assert bb.docker("run", "--rm", "--runtime", "runc", "busybox", "sh", "-c", "echo via runc; exit 3", check=False).returncode == 3
     cid = bb.docker("run", "-d", "--runtime", "runc", "busybox", "sleep", "60").out.strip()
@@ -321,6 +324,8 @@ def test_external_runtime_runs_the_same_bundle(bb):
     bb.docker("unpause", cid)
     assert json.loads(bb.docker("inspect", cid).out)[0]["HostConfig"]["Runtime"] == "runc"
     bb.docker("rm", "-f", cid)
+    # runc removed its cgroups too, --rm or rm -f.
+    assert not container_cgroups() - cgroups_before
     bad = bb.docker("run", "--rm", "--runtime", "nosuch", "busybox", "true", check=False)
     assert bad.returncode == 125 and "unknown or invalid runtime name: nosuch" in bad.err
 

@@ -695,6 +695,12 @@ impl Shim {
                 exit.oom_killed = true;
             }
         }
+        // An external runtime's `delete` logs into the run directory, which berthd removes
+        // once told of the exit: that cleanup has to come first.
+        let clean_up_first = self.mode == Mode::Init && self.process.is_external();
+        if clean_up_first {
+            self.process.cleanup();
+        }
         let status = self.exit.clone().unwrap_or(ExitStatus {
             exit_code: 255,
             finished_at: Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true),
@@ -722,7 +728,7 @@ impl Shim {
         // Removing the cgroups and libcontainer's state takes a few milliseconds that
         // nobody waiting for the exit needs to sit through. berthd waits for this
         // process to end before it starts the container again or reports it removed.
-        if self.mode == Mode::Init {
+        if self.mode == Mode::Init && !clean_up_first {
             self.process.cleanup();
         }
     }

@@ -282,6 +282,11 @@ impl Process {
         }
     }
 
+    /// Whether an external OCI runtime (`--runtime`) runs the process.
+    pub fn is_external(&self) -> bool {
+        self.external.is_some()
+    }
+
     /// After the process has exited: removes libcontainer's state and the cgroup.
     pub fn cleanup(&mut self) {
         if let (Some(external), Mode::Init) = (&self.external, self.mode) {
