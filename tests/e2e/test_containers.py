@@ -441,6 +441,40 @@ def test_default_seccomp_profile(bb):
     assert bb.docker("run", "--rm", "--security-opt", "seccomp=builtin", "busybox", "true").returncode == 0
 
 
+def test_exec_runs_under_the_containers_seccomp_filter(bb):
+    default = bb.docker("run", "-d", "busybox", "sleep", "60").out.strip()
+    custom = bb.root / "no-mkdir-exec.json"
+    custom.write_text(json.dumps({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+    }))
+    confined = bb.docker("run", "-d", "--security-opt", f"seccomp={custom}", "busybox", "sleep", "60").out.strip()
+    unconfined = bb.docker("run", "-d", "--security-opt", "seccomp=unconfined", "busybox", "sleep", "60").out.strip()
+    try:
+        def status(cid, pid, *flags):
+            text = bb.docker("exec", *flags, cid, "cat", f"/proc/{pid}/status").out
+            return {k: v.strip() for k, v in (l.split(":", 1) for l in text.splitlines())}
+
+        # The same filter and capabilities as the container's first process, as Docker.
+        first, execd = status(default, 1), status(default, "self")
+        assert execd["Seccomp"] == "2"
+        for field in ("Seccomp_filters", "CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
+            assert execd[field] == first[field], field
+        assert status(default, "self", "-u", "1000")["CapEff"] == "0000000000000000"
+        for cli in (bb.docker, bb.berth):
+            blocked = cli("exec", default, "unshare", "-U", "true", check=False)
+            assert blocked.returncode != 0 and "Operation not permitted" in blocked.err
+            denied = cli("exec", confined, "mkdir", "/made", check=False)
+            assert denied.returncode != 0 and "Operation not permitted" in denied.err
+        assert bb.docker("exec", unconfined, "unshare", "-U", "true").returncode == 0
+        assert status(unconfined, "self")["Seccomp"] == "0"
+        # docker-py's exec goes the same way.
+        code, out = bb.client().containers.get(default).exec_run("unshare -U true")
+        assert code != 0 and b"Operation not permitted" in out
+    finally:
+        bb.docker("rm", "-f", default, confined, unconfined)
+
+
 def test_system_df(bb):
     bb.docker("run", "--name", "dfc", "-v", "dfvol:/v", "busybox", "sh", "-c", "echo data > /v/f; echo x > /f")
     out = bb.docker("system", "df").out.splitlines()

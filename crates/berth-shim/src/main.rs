@@ -9,6 +9,7 @@
 //! libcontainer clones, and cloning from a threaded process is not safe.
 
 mod cgroups;
+mod confine;
 mod external;
 mod log;
 mod probe;

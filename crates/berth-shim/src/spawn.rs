@@ -179,13 +179,19 @@ impl Process {
                     .map_err(|e| format!("OCI runtime start failed: {}", error_chain(&e)))
             }
             Mode::Exec => {
-                let process_path = self
+                let mut process_path = self
                     .config
                     .exec_process
                     .clone()
                     .ok_or("exec shim without a process")?;
-                let pid = self
-                    .builder()?
+                let mut builder = self.builder()?;
+                if let Some((path, executor)) =
+                    crate::confine::confine(&self.config.bundle, &process_path)?
+                {
+                    process_path = path;
+                    builder = builder.with_executor(executor);
+                }
+                let pid = builder
                     .as_tenant()
                     .with_process(Some(process_path))
                     .with_detach(true)
