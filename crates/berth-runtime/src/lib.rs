@@ -21,6 +21,7 @@ pub mod network;
 pub mod record;
 pub mod rootfs;
 pub mod seccomp;
+pub mod seccomp_filter;
 pub mod shim;
 pub mod sizes;
 pub mod spec;

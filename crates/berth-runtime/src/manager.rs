@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_shim_proto::{CreateReport, ExitStatus, LogConfig, Request, Response, ShimConfig};
+use berth_shim_proto::{
+    Confinement, CreateReport, ExitStatus, LogConfig, Request, Response, ShimConfig,
+};
 use berth_store::{fsutil, ImageStore, ImageUsage};
 use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
@@ -97,6 +99,25 @@ pub struct Runtime {
     /// the exit first and removes the cgroups and libcontainer's state after; a new
     /// start and a removal wait for it to end.
     retiring_shims: Mutex<HashMap<String, OwnedFd>>,
+    /// Compiled seccomp filters, one per distinct profile.
+    filters: crate::seccomp_filter::FilterCache,
+}
+
+/// The file in a bundle holding the container's compiled seccomp filter.
+const SECCOMP_PROGRAM: &str = "seccomp.bpf";
+
+/// Has a process (its OCI `capabilities`) created with every capability berthd holds,
+/// and says which to drop to once the filter at `filter` is loaded.
+fn confine_to(capabilities: &mut Value, filter: PathBuf) -> Confinement {
+    let wanted = capabilities.clone();
+    let every = json!(spec::host_capabilities());
+    for set in ["bounding", "effective", "permitted"] {
+        capabilities[set] = every.clone();
+    }
+    Confinement {
+        filter,
+        capabilities: wanted,
+    }
 }
 
 /// What `launch` started.
@@ -189,6 +210,7 @@ impl Runtime {
             references: tokio::sync::RwLock::new(()),
             sizes: Default::default(),
             retiring_shims: Mutex::new(HashMap::new()),
+            filters: Default::default(),
         })
     }
 
@@ -731,11 +753,17 @@ impl Runtime {
             host_nofile_hard,
             extra_mounts: record.mounts.iter().map(mounts::to_spec).collect(),
         };
-        let oci = spec::generate(record, &inputs)?;
+        let mut oci = spec::generate(record, &inputs)?;
         // The bundle is made anew for every run, so it lives with the run's other
         // files in the exec root (a tmpfs), not on the data root's disk.
         let bundle = run_dir.join("bundle");
         fsutil::ensure_dir(&bundle)?;
+        let runtime = runtime_binary(record.host_config["Runtime"].as_str().unwrap_or(""))?;
+        let confinement = match runtime {
+            // An external runtime loads the filter from config.json, its own way.
+            Some(_) => None,
+            None => self.precompile_filter(&mut oci, &bundle)?,
+        };
         fsutil::write_json_unsynced(&bundle.join("config.json"), &oci)?;
         let log_config = host["LogConfig"].clone();
         let log = match log_config["Type"].as_str().unwrap_or("json-file") {
@@ -763,9 +791,10 @@ impl Runtime {
             tty: record.tty(),
             open_stdin: record.config_bool("OpenStdin"),
             stdin_once: record.config_bool("StdinOnce"),
-            runtime: runtime_binary(record.host_config["Runtime"].as_str().unwrap_or(""))?,
+            runtime,
             exec_process: None,
             console_size: console_size(&host["ConsoleSize"]),
+            confinement,
         };
         let shim_config_path = bundle.join("shim.json");
         fsutil::write_json_unsynced(&shim_config_path, &shim_config)?;
@@ -1047,6 +1076,29 @@ impl Runtime {
             tracing::warn!("{e}");
         }
         let _ = netns::remove(&self.netns_path(id));
+    }
+
+    /// Takes the container's seccomp filter out of its OCI spec when berthd can compile
+    /// it (once per distinct profile), and has the process created with every
+    /// capability: the shim then loads the compiled filter and drops to the process's
+    /// own capabilities just before the program runs. The program is written into the
+    /// bundle as `seccomp.bpf`, where processes exec'd into the container find it too.
+    fn precompile_filter(&self, oci: &mut Value, bundle: &Path) -> Result<Option<Confinement>> {
+        let Some(section) = oci["linux"].get("seccomp").filter(|s| !s.is_null()) else {
+            return Ok(None);
+        };
+        let Some(program) = self.filters.program(section).map_err(Error::Start)? else {
+            return Ok(None);
+        };
+        let filter = bundle.join(SECCOMP_PROGRAM);
+        fsutil::write_unsynced(&filter, &program)?;
+        if let Some(linux) = oci["linux"].as_object_mut() {
+            linux.remove("seccomp");
+        }
+        Ok(Some(confine_to(
+            &mut oci["process"]["capabilities"],
+            filter,
+        )))
     }
 
     /// Keeps a pidfd on the shim of a container that has just exited; see `retiring_shims`.
@@ -1972,7 +2024,7 @@ impl Runtime {
         if !may_come_from_a_mount(&record, &args[0], &path_env) {
             rootfs::check_executable(&merged, &args[0], &path_env, &cwd)?;
         }
-        let process = spec::exec_process(
+        let mut process = spec::exec_process(
             &record,
             args,
             env,
@@ -1981,13 +2033,20 @@ impl Runtime {
             tty,
             config["Privileged"].as_bool().unwrap_or(false),
         )?;
+        let bundle = self.run_dir(&record.id).join("bundle");
+        // Under the container's filter, as Docker runs an exec'd process (--privileged
+        // included, as runc does): the one compiled at the container's start.
+        let program = bundle.join(SECCOMP_PROGRAM);
+        let confinement = program
+            .exists()
+            .then(|| confine_to(&mut process["capabilities"], program));
         let _ = fsutil::remove_tree(&exec.dir);
         fsutil::ensure_dir(&exec.dir)?;
         let process_path = exec.dir.join("process.json");
         fsutil::write_json_unsynced(&process_path, &process)?;
         let shim_config = ShimConfig {
             id: record.id.clone(),
-            bundle: self.run_dir(&record.id).join("bundle"),
+            bundle,
             state_root: self.config.exec_root.join("libcontainer"),
             socket: exec.dir.join("shim.sock"),
             exit_file: exec.dir.join("exit.json"),
@@ -1998,6 +2057,7 @@ impl Runtime {
             runtime: runtime_binary(record.host_config["Runtime"].as_str().unwrap_or(""))?,
             exec_process: Some(process_path),
             console_size,
+            confinement,
         };
         let config_path = exec.dir.join("shim.json");
         fsutil::write_json_unsynced(&config_path, &shim_config)?;

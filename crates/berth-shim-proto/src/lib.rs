@@ -39,6 +39,20 @@ pub struct ShimConfig {
     pub exec_process: Option<PathBuf>,
     /// Initial terminal size (rows, cols).
     pub console_size: Option<(u16, u16)>,
+    /// Set when berthd compiled the container's seccomp filter itself: the OCI process
+    /// then holds every capability, and the shim loads the filter and drops to these
+    /// capabilities just before the process executes its program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confinement: Option<Confinement>,
+}
+
+/// A precompiled seccomp filter and the capabilities to hold under it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Confinement {
+    /// The filter as `struct sock_filter` instructions, in the kernel's byte order.
+    pub filter: PathBuf,
+    /// The OCI `process.capabilities` the process is to end with.
+    pub capabilities: serde_json::Value,
 }
 
 /// json-file log settings (`--log-opt max-size=… max-file=…`).

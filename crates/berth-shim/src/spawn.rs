@@ -12,6 +12,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 
+use crate::confine::ConfinedExecutor;
 use crate::external::{ChildFds, ExternalRuntime};
 use crate::sys;
 use crate::Mode;
@@ -140,8 +141,11 @@ impl Process {
             self.pid = external.create(&self.config.bundle, fds, console.as_deref(), &run_dir)?;
             return self.receive_console();
         }
-        let container = self
-            .builder()?
+        let mut builder = self.builder()?;
+        if let Some(confinement) = &self.config.confinement {
+            builder = builder.with_executor(ConfinedExecutor::precompiled(confinement)?);
+        }
+        let container = builder
             .as_init(self.config.bundle.clone())
             .with_systemd(false)
             .with_detach(true)
@@ -179,17 +183,14 @@ impl Process {
                     .map_err(|e| format!("OCI runtime start failed: {}", error_chain(&e)))
             }
             Mode::Exec => {
-                let mut process_path = self
+                let process_path = self
                     .config
                     .exec_process
                     .clone()
                     .ok_or("exec shim without a process")?;
                 let mut builder = self.builder()?;
-                if let Some((path, executor)) =
-                    crate::confine::confine(&self.config.bundle, &process_path)?
-                {
-                    process_path = path;
-                    builder = builder.with_executor(executor);
+                if let Some(confinement) = &self.config.confinement {
+                    builder = builder.with_executor(ConfinedExecutor::precompiled(confinement)?);
                 }
                 let pid = builder
                     .as_tenant()
