@@ -524,10 +524,7 @@ impl Shim {
                     self.next_probe += 1;
                     let handles = match self.probe_handles.take() {
                         Some(handles) => Ok(handles),
-                        None => probe::Handles::open(
-                            self.process.pid(),
-                            self.config.confinement.as_ref().map(|c| c.filter.as_path()),
-                        ),
+                        None => probe::Handles::open(self.process.pid()),
                     };
                     let started = handles.and_then(|handles| {
                         let started = probe::start(self.next_probe, &handles, &spec);
