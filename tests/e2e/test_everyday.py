@@ -113,6 +113,26 @@ def test_probe_runs_as_the_container(bb):
     assert cgroup_file("pids", cid, "pids.current") != "", "the container's cgroup exists"
 
 
+def test_probe_runs_under_the_containers_seccomp_filter(bb):
+    """As an exec would: a user namespace, which needs no capability, only the filter
+    refuses; without a filter the same probe succeeds. The helper that forks the probes
+    is not in the container."""
+    d = bb
+    probe = "grep -E '^Seccomp' /proc/self/status; unshare -U true"
+    for name, opts in (("filtered", []), ("unfiltered", ["--security-opt", "seccomp=unconfined"])):
+        d.docker("run", "-d", "--name", name, *opts, "--health-interval", "200ms",
+                 "--health-cmd", probe, "busybox", "sleep", "60")
+    wait_for(lambda: health(d, "filtered")["Status"] == "unhealthy")
+    wait_for(lambda: health(d, "unfiltered")["Status"] == "healthy")
+    out = health(d, "filtered")["Log"][-1]["Output"]
+    assert "Seccomp:\t2" in out and "Operation not permitted" in out, out
+    first = d.docker("exec", "filtered", "grep", "^Seccomp_filters", "/proc/1/status").out
+    assert first.strip() in out, (first, out)
+    assert "Seccomp:\t0" in health(d, "unfiltered")["Log"][-1]["Output"]
+    listed = d.docker("top", "filtered", "-o", "pid,args").out
+    assert "berth" not in listed and "sleep 60" in listed, listed
+
+
 def test_health_timeout_missing_command_and_none(bb):
     d = bb
     d.docker("run", "-d", "--name", "slow", "--health-cmd", "sleep 30", "--health-interval", "200ms",

@@ -8,7 +8,8 @@
 //! one, is created holding every capability, and the executor, which runs in it just
 //! before `execve`, loads the compiled filter (loading one takes CAP_SYS_ADMIN or
 //! no_new_privs) and only then drops to the process's own capabilities, the order
-//! libcontainer uses. (Health probes do not load it: see `probe`.)
+//! libcontainer uses. Health probes inherit it from a helper that loaded it once (see
+//! `probe`).
 
 use std::io;
 use std::path::Path;
@@ -55,7 +56,7 @@ impl Executor for ConfinedExecutor {
 
 /// A compiled filter as berthd wrote it: `struct sock_filter` after `struct
 /// sock_filter`, 8 bytes each in the kernel's byte order.
-fn read_program(path: &Path) -> io::Result<Vec<libc::sock_filter>> {
+pub fn read_program(path: &Path) -> io::Result<Vec<libc::sock_filter>> {
     let bytes = std::fs::read(path)?;
     if bytes.is_empty() || bytes.len() % 8 != 0 || bytes.len() / 8 > u16::MAX as usize {
         return Err(io::Error::new(
@@ -75,7 +76,7 @@ fn read_program(path: &Path) -> io::Result<Vec<libc::sock_filter>> {
 }
 
 /// Installs `program` as this process's seccomp filter.
-fn load(program: &[libc::sock_filter]) -> io::Result<()> {
+pub fn load(program: &[libc::sock_filter]) -> io::Result<()> {
     let prog = libc::sock_fprog {
         len: program.len() as u16,
         filter: program.as_ptr() as *mut libc::sock_filter,

@@ -2,23 +2,21 @@
 //!
 //! A probe is what `docker exec` would run, but it is run every few seconds for the
 //! life of the container, so it must be cheap: no new shim, no runtime, no state files,
-//! one fork. The shim points the pid namespace of its next child at the container's
-//! (and back right after), forks, and the child joins the container's cgroups and
-//! other namespaces (opened once from `/proc/<pid>`), takes the container's user and
-//! capabilities, and executes the command with its output on a pipe back to the shim.
-//! The shim watches the pipe and a pidfd in its poll loop, and kills the probe when its
-//! timeout passes.
-//!
-//! The container's seccomp filter is not loaded into probes (Docker's, being execs, run
-//! under it). Loading it is the kernel compiling ~660 BPF instructions, about 0.5 ms of
-//! CPU per probe, more than the rest of a probe; the way to have it without that cost
-//! is a helper forked once into the container's namespaces with the filter loaded,
-//! which forks the probes, so that they inherit it.
+//! one fork. At the first probe the shim forks a helper that joins the container's
+//! namespaces (opened once from `/proc/<pid>`) and points the pid namespace of its
+//! children at the container's, and loads the container's seccomp filter when berthd
+//! compiled one. The helper stays outside the container (not in its pid namespace nor
+//! its cgroups, so the container never sees it) and forks each probe, which inherits
+//! all that: loading the filter is the kernel compiling ~660 BPF instructions, ~0.5 ms
+//! a time, paid once here instead of at every probe. The probe joins the container's
+//! cgroups, takes its user and capabilities, and executes the command with its output
+//! on a pipe back to the shim. The shim watches the pipe and a pidfd in its poll loop,
+//! and kills the probe when its timeout passes; the helper reports how it ended.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -28,8 +26,8 @@ use berth_shim_proto::{ProbeOutcome, ProbeSpec};
 
 use crate::sys;
 
-/// The namespaces a probe joins itself, in an order that keeps the paths it still
-/// needs reachable: the mount namespace last. (The pid namespace is its parent's doing.)
+/// The namespaces the helper joins, in an order that keeps the paths it still needs
+/// reachable: the mount namespace last. (The pid namespace is for its children.)
 const NAMESPACES: &[&str] = &["ipc", "uts", "net", "cgroup", "mnt"];
 
 /// The exit code of a probe whose command never ran; its message is on the error pipe.
@@ -39,9 +37,11 @@ const SETUP_FAILED: i32 = 125;
 pub struct Running {
     pub id: u64,
     pub pid: libc::pid_t,
-    /// The wait status, once the shim's reaper collected it.
+    /// The wait status, once the helper reported it.
     pub status: Option<libc::c_int>,
     pub pidfd: OwnedFd,
+    /// The helper's socket, for the report of how the probe ended.
+    helper: OwnedFd,
     pub output: File,
     errors: File,
     buffer: Vec<u8>,
@@ -57,11 +57,13 @@ pub struct Handles {
     /// `cgroup.procs` of each of the container's hierarchies, open for writing.
     cgroup_procs: Vec<File>,
     container_pid_ns: OwnedFd,
-    own_pid_ns: OwnedFd,
+    /// The container's compiled seccomp filter, if berthd compiled one.
+    seccomp: Option<Vec<libc::sock_filter>>,
+    helper: Option<Helper>,
 }
 
 impl Handles {
-    pub fn open(container_pid: libc::pid_t) -> io::Result<Handles> {
+    pub fn open(container_pid: libc::pid_t, seccomp: Option<&Path>) -> io::Result<Handles> {
         let proc_dir = PathBuf::from(format!("/proc/{container_pid}"));
         let mut namespaces = Vec::new();
         for ns in NAMESPACES {
@@ -77,34 +79,261 @@ impl Handles {
                 .filter_map(|path| std::fs::OpenOptions::new().write(true).open(path).ok())
                 .collect(),
             container_pid_ns: File::open(proc_dir.join("ns/pid"))?.into(),
-            own_pid_ns: File::open("/proc/self/ns/pid")?.into(),
+            seccomp: seccomp.map(crate::confine::read_program).transpose()?,
+            helper: None,
         })
+    }
+
+    fn helper(&mut self) -> io::Result<&Helper> {
+        if self.helper.is_none() {
+            self.helper = Some(Helper::spawn(self)?);
+        }
+        Ok(self.helper.as_ref().expect("just spawned"))
+    }
+}
+
+/// The process that forks the probes; see the module's text.
+struct Helper {
+    pid: libc::pid_t,
+    /// A SOCK_SEQPACKET socket: one message per request or report.
+    socket: OwnedFd,
+}
+
+impl Helper {
+    fn spawn(handles: &Handles) -> io::Result<Helper> {
+        let (ours, theirs) = seqpacket_pair()?;
+        let pid = sys::fork_pid()?;
+        if pid == 0 {
+            drop(ours);
+            let code = match helper_main(handles, &theirs) {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = send(&theirs, format!("failed {e}").as_bytes(), &[]);
+                    1
+                }
+            };
+            // SAFETY: leaving the forked helper without running the shim's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(Helper { pid, socket: ours })
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        // It holds the container's mount namespace: gone before the shim reports the exit.
+        let _ = sys::kill(self.pid, libc::SIGKILL);
+        // SAFETY: waiting for our own child (the reaper may have taken it already).
+        unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+    }
+}
+
+/// The helper's life: into the container's namespaces, under its filter, then a probe
+/// per request until the shim goes.
+fn helper_main(handles: &Handles, socket: &OwnedFd) -> Result<(), String> {
+    // Its children, not itself, are born in the container's pid namespace.
+    setns(&handles.container_pid_ns, libc::CLONE_NEWPID)
+        .map_err(|e| format!("joining the container's pid namespace: {e}"))?;
+    for (name, fd) in &handles.namespaces {
+        setns(fd, 0).map_err(|e| format!("joining the container's {name} namespace: {e}"))?;
+    }
+    if let Some(program) = &handles.seccomp {
+        crate::confine::load(program)
+            .map_err(|e| format!("loading the container's seccomp filter: {e}"))?;
+    }
+    let mut buffer = vec![0u8; REQUEST_LIMIT];
+    loop {
+        let Some((len, fds)) = receive(socket, &mut buffer)? else {
+            return Ok(()); // the shim is done with probes
+        };
+        let report = run_probe(handles, &buffer[..len], fds);
+        send(socket, report.as_bytes(), &[]).map_err(|e| e.to_string())?;
+        if let Some(pid) = report.strip_prefix("started ").and_then(|p| p.parse().ok()) {
+            let mut status = 0;
+            // SAFETY: waiting for the probe we just forked.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            send(socket, format!("exited {pid} {status}").as_bytes(), &[])
+                .map_err(|e| e.to_string())?;
+        }
+    }
+}
+
+/// Forks one probe for `request` (a ProbeSpec) with its output and error pipes;
+/// "started <pid>" or "failed <why>".
+fn run_probe(handles: &Handles, request: &[u8], fds: Vec<OwnedFd>) -> String {
+    let prepared = serde_json::from_slice::<ProbeSpec>(request)
+        .map_err(io::Error::other)
+        .and_then(|spec| Prepared::new(&spec));
+    let (prepared, [output, errors]) = match (prepared, <[OwnedFd; 2]>::try_from(fds)) {
+        (Ok(p), Ok(fds)) => (p, fds),
+        (Err(e), _) => return format!("failed {e}"),
+        (_, Err(_)) => return "failed the probe's pipes did not arrive".into(),
+    };
+    match sys::fork_pid() {
+        Ok(0) => {
+            join_cgroups(handles);
+            let message = command(&prepared, &output);
+            let _ = File::from(errors).write_all(message.as_bytes());
+            // SAFETY: leaving the forked probe without running destructors.
+            unsafe { libc::_exit(SETUP_FAILED) }
+        }
+        Ok(pid) => format!("started {pid}"),
+        Err(e) => format!("failed fork: {e}"),
+    }
+}
+
+/// Requests (a ProbeSpec in JSON: the command, its environment) stay well under this.
+const REQUEST_LIMIT: usize = 1 << 20;
+
+fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for the two descriptors socketpair writes.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: socketpair returned two fresh descriptors that we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sends one message, with `fds` attached.
+fn send(socket: &OwnedFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let mut control = [0u8; 64];
+    // SAFETY: an all-zero msghdr is valid; the pointers are filled below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        let bytes = std::mem::size_of_val(fds) as u32;
+        msg.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE is arithmetic.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes) } as usize;
+        // SAFETY: msg_control points at `control`, large enough for two descriptors.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
+        }
+    }
+    // SAFETY: msg points at buffers that outlive the call.
+    if unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Receives one message into `buffer`, with any descriptors attached; None at EOF.
+fn receive(socket: &OwnedFd, buffer: &mut [u8]) -> Result<Option<(usize, Vec<OwnedFd>)>, String> {
+    let mut iov = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    let mut control = [0u8; 64];
+    // SAFETY: an all-zero msghdr is valid; the pointers are filled below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = control.len();
+    let n = loop {
+        // SAFETY: msg points at buffers that outlive the call.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(format!("reading from the shim: {e}"));
+        }
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut fds = Vec::new();
+    // SAFETY: walking the control messages recvmsg just filled in.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg) as *const RawFd;
+                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok(Some((n, fds)))
+}
+
+/// The helper's next report of `kind` ("started"/"failed" or "exited") as text, within
+/// `timeout`; reports about earlier probes (a killed one's exit) are skipped.
+fn next_report(socket: &OwnedFd, wanted: &[&str], timeout: Duration) -> io::Result<String> {
+    let deadline = Instant::now() + timeout;
+    let mut buffer = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
+        if ready <= 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the probe helper did not answer",
+            ));
+        }
+        let received = receive(socket, &mut buffer).map_err(io::Error::other)?;
+        let Some((len, _)) = received else {
+            return Err(io::Error::other("the probe helper is gone"));
+        };
+        let text = String::from_utf8_lossy(&buffer[..len]).into_owned();
+        if wanted.iter().any(|w| text.starts_with(w)) {
+            return Ok(text);
+        }
     }
 }
 
 /// Starts `spec` in the container `handles` were opened for.
-pub fn start(id: u64, handles: &Handles, spec: &ProbeSpec) -> io::Result<Running> {
+pub fn start(id: u64, handles: &mut Handles, spec: &ProbeSpec) -> io::Result<Running> {
     let (out_read, out_write) = sys::pipe()?;
     let (err_read, err_write) = sys::pipe()?;
-    let prepared = Prepared::new(spec)?;
-    // Only the shim's children see this pid namespace; the shim stays in its own.
-    setns(&handles.container_pid_ns, libc::CLONE_NEWPID)?;
-    let forked = sys::fork_pid();
-    if let Ok(0) = forked {
-        drop(out_read);
-        drop(err_read);
-        let message = match enter(handles) {
-            Ok(()) => command(&prepared, &out_write),
-            Err(message) => message,
-        };
-        let _ = File::from(err_write).write_all(message.as_bytes());
-        // SAFETY: leaving the forked child without running the shim's destructors.
-        unsafe { libc::_exit(SETUP_FAILED) }
-    }
-    setns(&handles.own_pid_ns, libc::CLONE_NEWPID)?;
-    let pid = forked?;
+    let request = serde_json::to_vec(spec).map_err(io::Error::other)?;
+    let helper = handles.helper()?;
+    send(
+        &helper.socket,
+        &request,
+        &[out_write.as_raw_fd(), err_write.as_raw_fd()],
+    )?;
     drop(out_write);
     drop(err_write);
+    let report = next_report(&helper.socket, &["started ", "failed "], HELPER_ANSWER)?;
+    let pid: libc::pid_t = match report.strip_prefix("started ") {
+        Some(pid) => pid.parse().map_err(io::Error::other)?,
+        None => {
+            return Err(io::Error::other(
+                report.trim_start_matches("failed ").to_string(),
+            ))
+        }
+    };
     sys::set_nonblocking(out_read.as_raw_fd())?;
     sys::set_nonblocking(err_read.as_raw_fd())?;
     let pidfd = sys::pidfd_open(pid)?;
@@ -114,6 +343,7 @@ pub fn start(id: u64, handles: &Handles, spec: &ProbeSpec) -> io::Result<Running
         pid,
         status: None,
         pidfd,
+        helper: helper.socket.try_clone()?,
         output: File::from(out_read),
         errors: File::from(err_read),
         buffer: Vec::new(),
@@ -122,6 +352,9 @@ pub fn start(id: u64, handles: &Handles, spec: &ProbeSpec) -> io::Result<Running
         output_open: true,
     })
 }
+
+/// How long the helper may take to say it forked a probe, or how one ended.
+const HELPER_ANSWER: Duration = Duration::from_secs(2);
 
 impl Running {
     /// Takes what the command wrote; the pipe is drained past the limit so the command
@@ -148,8 +381,28 @@ impl Running {
         self.output_open
     }
 
+    /// Whether the pidfd says the process is gone.
+    fn has_exited(&self) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no waiting.
+        unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
+    }
+
     /// The outcome once the probe's process has exited, else `None`.
     pub fn try_finish(&mut self) -> Option<ProbeOutcome> {
+        if self.status.is_none() && self.has_exited() {
+            let wanted = format!("exited {} ", self.pid);
+            let report = next_report(&self.helper, &[wanted.as_str()], HELPER_ANSWER);
+            self.status = match report {
+                Ok(text) => text.rsplit(' ').next().and_then(|s| s.parse().ok()),
+                // No word from the helper: the probe ended, how is unknown.
+                Err(_) => Some(SETUP_FAILED << 8),
+            };
+        }
         let status = self.status?;
         self.read_output();
         let mut error = String::new();
@@ -173,14 +426,20 @@ impl Running {
         })
     }
 
-    /// Kills a probe past its deadline and reaps it.
+    /// Kills a probe past its deadline (the helper reaps it).
     pub fn kill(&mut self) -> ProbeOutcome {
-        // Once reaped, the pid may already name another process.
         if self.status.is_none() {
-            let _ = sys::kill(self.pid, libc::SIGKILL);
-            let mut status = 0;
-            // SAFETY: waiting for our own child; status is a valid out-pointer.
-            unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            // Through the pidfd: the pid alone may name another process by now.
+            // SAFETY: pidfd_send_signal on a pidfd we hold, no siginfo.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    self.pidfd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
         }
         self.read_output();
         ProbeOutcome {
@@ -288,17 +547,12 @@ fn setns(fd: &OwnedFd, kind: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
-/// In the probe's process (already in the container's pid namespace): joins the
-/// container's cgroups and its other namespaces.
-fn enter(handles: &Handles) -> Result<(), String> {
+/// In the probe's process: joins the container's cgroups.
+fn join_cgroups(handles: &Handles) {
     for mut file in &handles.cgroup_procs {
         // "0" is the writer itself.
         let _ = file.write_all(b"0");
     }
-    for (name, fd) in &handles.namespaces {
-        setns(fd, 0).map_err(|e| format!("joining the container's {name} namespace: {e}"))?;
-    }
-    Ok(())
 }
 
 /// Becomes the container's user and executes the command. Returns only on failure,

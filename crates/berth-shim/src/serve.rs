@@ -524,10 +524,13 @@ impl Shim {
                     self.next_probe += 1;
                     let handles = match self.probe_handles.take() {
                         Some(handles) => Ok(handles),
-                        None => probe::Handles::open(self.process.pid()),
+                        None => probe::Handles::open(
+                            self.process.pid(),
+                            self.config.confinement.as_ref().map(|c| c.filter.as_path()),
+                        ),
                     };
-                    let started = handles.and_then(|handles| {
-                        let started = probe::start(self.next_probe, &handles, &spec);
+                    let started = handles.and_then(|mut handles| {
+                        let started = probe::start(self.next_probe, &mut handles, &spec);
                         self.probe_handles = Some(handles);
                         started
                     });
@@ -560,10 +563,9 @@ impl Shim {
             if pid <= 0 {
                 return;
             }
+            // Probes are the probe helper's children; it reports their end.
             if pid == self.process.pid() && self.exit.is_none() {
                 self.record_exit(sys::exit_code(status), None);
-            } else if let Some(probe) = self.probes.iter_mut().find(|p| p.pid == pid) {
-                probe.status = Some(status);
             }
         }
     }
@@ -689,6 +691,8 @@ impl Shim {
         }
         self.outputs.clear();
         self.stdin = None;
+        // The probe helper holds the container's mount namespace.
+        self.probe_handles = None;
         // Read before the cgroup goes away with the container's state.
         if self.mode == Mode::Init && oom_killed(&self.config.id) {
             if let Some(exit) = self.exit.as_mut() {
