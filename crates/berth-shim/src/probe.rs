@@ -95,6 +95,8 @@ impl Handles {
 /// The process that forks the probes; see the module's text.
 struct Helper {
     pid: libc::pid_t,
+    /// To kill it even after the reaper took it and its pid went to someone else.
+    pidfd: OwnedFd,
     /// A SOCK_SEQPACKET socket: one message per request or report.
     socket: OwnedFd,
 }
@@ -115,17 +117,36 @@ impl Helper {
             // SAFETY: leaving the forked helper without running the shim's destructors.
             unsafe { libc::_exit(code) }
         }
-        Ok(Helper { pid, socket: ours })
+        Ok(Helper {
+            pid,
+            pidfd: sys::pidfd_open(pid)?,
+            socket: ours,
+        })
     }
 }
 
 impl Drop for Helper {
     fn drop(&mut self) {
         // It holds the container's mount namespace: gone before the shim reports the exit.
-        let _ = sys::kill(self.pid, libc::SIGKILL);
-        // SAFETY: waiting for our own child (the reaper may have taken it already).
+        kill_by_pidfd(&self.pidfd);
+        // SAFETY: waiting for our own child; if the reaper took it already, the pid is
+        // no child of ours any more and this returns at once.
         unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
     }
+}
+
+/// SIGKILL through a pidfd: never reaches a process that reused the pid.
+fn kill_by_pidfd(pidfd: &OwnedFd) {
+    // SAFETY: pidfd_send_signal on a pidfd we hold, no siginfo.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
 }
 
 /// The helper's life: into the container's namespaces, under its filter, then a probe
@@ -317,15 +338,21 @@ pub fn start(id: u64, handles: &mut Handles, spec: &ProbeSpec) -> io::Result<Run
     let (out_read, out_write) = sys::pipe()?;
     let (err_read, err_write) = sys::pipe()?;
     let request = serde_json::to_vec(spec).map_err(io::Error::other)?;
-    let helper = handles.helper()?;
-    send(
-        &helper.socket,
-        &request,
-        &[out_write.as_raw_fd(), err_write.as_raw_fd()],
-    )?;
+    let fds = [out_write.as_raw_fd(), err_write.as_raw_fd()];
+    let asked = send(&handles.helper()?.socket, &request, &fds);
     drop(out_write);
     drop(err_write);
-    let report = next_report(&helper.socket, &["started ", "failed "], HELPER_ANSWER)?;
+    let helper = handles.helper()?;
+    let report =
+        asked.and_then(|_| next_report(&helper.socket, &["started ", "failed "], HELPER_ANSWER));
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            // A helper that stopped answering is replaced at the next probe.
+            handles.helper = None;
+            return Err(e);
+        }
+    };
     let pid: libc::pid_t = match report.strip_prefix("started ") {
         Some(pid) => pid.parse().map_err(io::Error::other)?,
         None => {
@@ -429,17 +456,7 @@ impl Running {
     /// Kills a probe past its deadline (the helper reaps it).
     pub fn kill(&mut self) -> ProbeOutcome {
         if self.status.is_none() {
-            // Through the pidfd: the pid alone may name another process by now.
-            // SAFETY: pidfd_send_signal on a pidfd we hold, no siginfo.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    self.pidfd.as_raw_fd(),
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            };
+            kill_by_pidfd(&self.pidfd);
         }
         self.read_output();
         ProbeOutcome {
