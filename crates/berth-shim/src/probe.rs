@@ -16,7 +16,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -103,14 +103,18 @@ struct Helper {
 
 impl Helper {
     fn spawn(handles: &Handles) -> io::Result<Helper> {
-        let (ours, theirs) = seqpacket_pair()?;
+        let (ours, theirs) = sys::seqpacket_pair()?;
         let pid = sys::fork_pid()?;
         if pid == 0 {
             drop(ours);
             let code = match helper_main(handles, &theirs) {
                 Ok(()) => 0,
                 Err(e) => {
-                    let _ = send(&theirs, format!("failed {e}").as_bytes(), &[]);
+                    let _ = sys::send_with_fds(
+                        theirs.as_raw_fd(),
+                        format!("failed {e}").as_bytes(),
+                        &[],
+                    );
                     1
                 }
             };
@@ -164,16 +168,20 @@ fn helper_main(handles: &Handles, socket: &OwnedFd) -> Result<(), String> {
     }
     let mut buffer = vec![0u8; REQUEST_LIMIT];
     loop {
-        let Some((len, fds)) = receive(socket, &mut buffer)? else {
+        let (len, fds) = sys::recv_with_fds(socket.as_raw_fd(), &mut buffer)
+            .map_err(|e| format!("reading from the shim: {e}"))?;
+        if len == 0 {
             return Ok(()); // the shim is done with probes
-        };
+        }
         let report = run_probe(handles, &buffer[..len], fds);
-        send(socket, report.as_bytes(), &[]).map_err(|e| e.to_string())?;
+        sys::send_with_fds(socket.as_raw_fd(), report.as_bytes(), &[])
+            .map_err(|e| e.to_string())?;
         if let Some(pid) = report.strip_prefix("started ").and_then(|p| p.parse().ok()) {
             let mut status = 0;
             // SAFETY: waiting for the probe we just forked.
             unsafe { libc::waitpid(pid, &mut status, 0) };
-            send(socket, format!("exited {pid} {status}").as_bytes(), &[])
+            let exited = format!("exited {pid} {status}");
+            sys::send_with_fds(socket.as_raw_fd(), exited.as_bytes(), &[])
                 .map_err(|e| e.to_string())?;
         }
     }
@@ -206,102 +214,6 @@ fn run_probe(handles: &Handles, request: &[u8], fds: Vec<OwnedFd>) -> String {
 /// Requests (a ProbeSpec in JSON: the command, its environment) stay well under this.
 const REQUEST_LIMIT: usize = 1 << 20;
 
-fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds has room for the two descriptors socketpair writes.
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: socketpair returned two fresh descriptors that we now own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Sends one message, with `fds` attached.
-fn send(socket: &OwnedFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    let mut control = [0u8; 64];
-    // SAFETY: an all-zero msghdr is valid; the pointers are filled below.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if !fds.is_empty() {
-        let bytes = std::mem::size_of_val(fds) as u32;
-        msg.msg_control = control.as_mut_ptr().cast();
-        // SAFETY: CMSG_SPACE is arithmetic.
-        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes) } as usize;
-        // SAFETY: msg_control points at `control`, large enough for two descriptors.
-        unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(bytes) as usize;
-            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
-        }
-    }
-    // SAFETY: msg points at buffers that outlive the call.
-    if unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Receives one message into `buffer`, with any descriptors attached; None at EOF.
-fn receive(socket: &OwnedFd, buffer: &mut [u8]) -> Result<Option<(usize, Vec<OwnedFd>)>, String> {
-    let mut iov = libc::iovec {
-        iov_base: buffer.as_mut_ptr().cast(),
-        iov_len: buffer.len(),
-    };
-    let mut control = [0u8; 64];
-    // SAFETY: an all-zero msghdr is valid; the pointers are filled below.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = control.len();
-    let n = loop {
-        // SAFETY: msg points at buffers that outlive the call.
-        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(format!("reading from the shim: {e}"));
-        }
-    };
-    if n == 0 {
-        return Ok(None);
-    }
-    let mut fds = Vec::new();
-    // SAFETY: walking the control messages recvmsg just filled in.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(cmsg) as *const RawFd;
-                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
-                    / std::mem::size_of::<RawFd>();
-                for i in 0..count {
-                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
-    }
-    Ok(Some((n, fds)))
-}
-
 /// The helper's next report of `kind` ("started"/"failed" or "exited") as text, within
 /// `timeout`; reports about earlier probes (a killed one's exit) are skipped.
 fn next_report(socket: &OwnedFd, wanted: &[&str], timeout: Duration) -> io::Result<String> {
@@ -322,10 +234,10 @@ fn next_report(socket: &OwnedFd, wanted: &[&str], timeout: Duration) -> io::Resu
                 "the probe helper did not answer",
             ));
         }
-        let received = receive(socket, &mut buffer).map_err(io::Error::other)?;
-        let Some((len, _)) = received else {
+        let (len, _) = sys::recv_with_fds(socket.as_raw_fd(), &mut buffer)?;
+        if len == 0 {
             return Err(io::Error::other("the probe helper is gone"));
-        };
+        }
         let text = String::from_utf8_lossy(&buffer[..len]).into_owned();
         if wanted.iter().any(|w| text.starts_with(w)) {
             return Ok(text);
@@ -339,12 +251,12 @@ pub fn start(id: u64, handles: &mut Handles, spec: &ProbeSpec) -> io::Result<Run
     let (err_read, err_write) = sys::pipe()?;
     let request = serde_json::to_vec(spec).map_err(io::Error::other)?;
     let fds = [out_write.as_raw_fd(), err_write.as_raw_fd()];
-    let asked = send(&handles.helper()?.socket, &request, &fds);
+    let helper = handles.helper()?;
+    let report = sys::send_with_fds(helper.socket.as_raw_fd(), &request, &fds)
+        .and_then(|_| next_report(&helper.socket, &["started ", "failed "], HELPER_ANSWER));
+    // The probe holds the write ends now; ours would keep the pipes from ever ending.
     drop(out_write);
     drop(err_write);
-    let helper = handles.helper()?;
-    let report =
-        asked.and_then(|_| next_report(&helper.socket, &["started ", "failed "], HELPER_ANSWER));
     let report = match report {
         Ok(report) => report,
         Err(e) => {

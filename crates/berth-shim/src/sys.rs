@@ -121,42 +121,113 @@ pub fn set_window_size(fd: RawFd, rows: u16, cols: u16) -> io::Result<()> {
 
 /// Receives one descriptor passed with SCM_RIGHTS (the pty master from the container).
 pub fn recv_fd(socket: RawFd) -> io::Result<OwnedFd> {
-    let mut data = [0u8; 4096];
+    let (_, fds) = recv_with_fds(socket, &mut [0u8; 4096])?;
+    fds.into_iter()
+        .next()
+        .ok_or_else(|| io::Error::other("no descriptor received on the console socket"))
+}
+
+/// A connected pair of SOCK_SEQPACKET unix sockets (message boundaries kept),
+/// close-on-exec.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for the two descriptors socketpair writes.
+    check(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: socketpair returned two fresh descriptors that we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Room in a control buffer for the descriptors one message carries (at most 8).
+const CONTROL_ROOM: usize = 64;
+
+/// Sends one message, with `fds` (at most 8) attached through SCM_RIGHTS.
+pub fn send_with_fds(socket: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
     let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
+        iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
     };
-    // Room for one control message with one int.
-    let mut control = [0u8; 64];
-    // SAFETY: an all-zero msghdr is valid; we fill the pointers below.
+    let mut control = [0u8; CONTROL_ROOM];
+    // SAFETY: an all-zero msghdr is valid; the pointers are filled below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        let bytes = std::mem::size_of_val(fds) as u32;
+        msg.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE is arithmetic.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes) } as usize;
+        if msg.msg_controllen > CONTROL_ROOM {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "too many descriptors",
+            ));
+        }
+        // SAFETY: msg_control points at `control`, which has room for the message.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
+        }
+    }
+    // SAFETY: msg points at buffers that outlive the call.
+    if unsafe { libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Receives one message into `buffer`, with the descriptors attached to it
+/// (close-on-exec); a length of 0 is the peer's end.
+pub fn recv_with_fds(socket: RawFd, buffer: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut iov = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    let mut control = [0u8; CONTROL_ROOM];
+    // SAFETY: an all-zero msghdr is valid; the pointers are filled below.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = control.len();
-    // SAFETY: msg points at buffers that live through the call.
-    let n = unsafe { libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
+    let n = loop {
+        // SAFETY: msg points at buffers that outlive the call.
+        let n = unsafe { libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: walking the control messages recvmsg just filled in; each SCM_RIGHTS
+    // descriptor was installed in our table for us.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg) as *const RawFd;
+                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
     }
-    // SAFETY: CMSG_FIRSTHDR reads the msghdr recvmsg just filled.
-    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    if cmsg.is_null() {
-        return Err(io::Error::other(
-            "no descriptor received on the console socket",
-        ));
-    }
-    // SAFETY: cmsg is non-null and inside `control`.
-    let (level, kind) = unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type) };
-    if level != libc::SOL_SOCKET || kind != libc::SCM_RIGHTS {
-        return Err(io::Error::other(
-            "unexpected control message on the console socket",
-        ));
-    }
-    // SAFETY: an SCM_RIGHTS message carries at least one int in its data.
-    let fd = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd) };
-    // SAFETY: the kernel installed this descriptor in our table for us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok((n, fds))
 }
 
 pub fn dev_null() -> io::Result<OwnedFd> {
