@@ -100,7 +100,14 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// Every capability this process may hand on: `ALL_CAPABILITIES` is in kernel number
 /// order, so bit N of our bounding set (`CapBnd`) says whether the Nth is ours. A
 /// sandboxed daemon can lack some (CAP_SYS_RESOURCE here), and asking for those fails.
+/// Read once: berthd never changes its own bounding set, and every confined start
+/// asks.
 pub fn host_capabilities() -> Vec<String> {
+    static HELD: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    HELD.get_or_init(read_host_capabilities).clone()
+}
+
+fn read_host_capabilities() -> Vec<String> {
     let bounding = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
