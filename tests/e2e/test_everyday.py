@@ -37,6 +37,14 @@ def health(d, name):
     return json.loads(out)
 
 
+def docker_build(d, tag, dockerfile):
+    """Builds `tag` from a Dockerfile's text with the docker CLI's classic builder."""
+    ctx = d.root / f"ctx-{tag}"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(dockerfile)
+    run([DOCKER, "build", "-q", "-t", tag, str(ctx)], env={**d.env(), "DOCKER_BUILDKIT": "0"})
+
+
 def cgroup_file(controller, cid, name):
     v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
     base = Path("/sys/fs/cgroup/berth") if v2 else Path(f"/sys/fs/cgroup/{controller}/berth")
@@ -157,11 +165,7 @@ def test_health_timeout_missing_command_and_none(bb):
     assert c.status == "running", "a broken probe never takes the container down"
 
     # An image's HEALTHCHECK applies; --no-healthcheck turns it off.
-    ctx = d.root / "hctx"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text(
-        "FROM busybox\nHEALTHCHECK --interval=200ms --retries=1 CMD true\nCMD [\"sleep\", \"60\"]\n")
-    run([DOCKER, "build", "-q", "-t", "withhc", str(ctx)], env={**d.env(), "DOCKER_BUILDKIT": "0"})
+    docker_build(d, "withhc", "FROM busybox\nHEALTHCHECK --interval=200ms --retries=1 CMD true\nCMD [\"sleep\", \"60\"]\n")
     d.docker("run", "-d", "--name", "fromimage", "withhc")
     wait_for(lambda: health(d, "fromimage")["Status"] == "healthy")
     d.docker("run", "-d", "--name", "off", "--no-healthcheck", "withhc")
@@ -273,10 +277,7 @@ def test_update_running_and_stopped(bb):
 
 def test_df_and_prunes(bb):
     d = bb
-    ctx = d.root / "dctx"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text("FROM busybox\nLABEL stage=keep\nRUN head -c 300000 /dev/zero > /big\n")
-    run([DOCKER, "build", "-q", "-t", "big", str(ctx)], env={**d.env(), "DOCKER_BUILDKIT": "0"})
+    docker_build(d, "big", "FROM busybox\nLABEL stage=keep\nRUN head -c 300000 /dev/zero > /big\n")
     d.docker("run", "--name", "stopped", "busybox", "sh", "-c", "head -c 200000 /dev/zero > /w")
     d.docker("run", "-d", "--name", "running", "--label", "keep=1", "big", "sleep", "60")
     d.docker("volume", "create", "named")
@@ -545,10 +546,7 @@ def test_cli_help_completion_formats_details(bb):
 
 def test_image_prune_counts_only_the_layers_it_frees(bb):
     d = bb
-    ctx = d.root / "pctx"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text("FROM busybox\nLABEL prune=me\nRUN head -c 50000 /dev/zero > /f\n")
-    run([DOCKER, "build", "-q", "-t", "ontop", str(ctx)], env={**d.env(), "DOCKER_BUILDKIT": "0"})
+    docker_build(d, "ontop", "FROM busybox\nLABEL prune=me\nRUN head -c 50000 /dev/zero > /f\n")
     report = d.client().images.prune(filters={"dangling": False, "label": "prune=me"})
     assert {"Untagged": "ontop:latest"} in report["ImagesDeleted"]
     # Its own 50 kB layer is freed; busybox's layer (about 2 MB) stays with busybox.
